@@ -1,0 +1,194 @@
+"""Harmonize one recording block by block: unit-scaled samples -> resample -> filter -> windows.
+
+Blocks of ``block_s`` seconds overlap by a margin (resampler half-length plus the
+span of the filter's impulse response), so the result equals whole-signal
+processing within float32 rounding while memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import ResolvedProfile
+from ..errors import RecordTooShortError
+from ..recording import Recording
+from .filter import ZeroPhaseFilter
+from .quality import raw_counts, window_flags
+from .resample import output_length, rational_ratio, resample, resample_margin
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Selected channels that share one native rate."""
+
+    fs_in: float
+    file_indices: list[int]
+    positions: list[int]  # rows in the store's channel order
+    up: int
+    down: int
+    n_in: int
+    per_second: int  # input samples per QC second
+    clip_low: np.ndarray
+    clip_high: np.ndarray
+
+
+@dataclass
+class WindowBatch:
+    signals: np.ndarray  # (windows, channels, samples) float32
+    start_s: np.ndarray  # (windows,) float64, from the recording start
+    qc: np.ndarray  # (windows, channels) uint8 bitmask, see dsp.quality
+
+
+def _groups(rec: Recording, fs_out: float) -> list[_Group]:
+    by_rate: dict[float, list[tuple[int, int]]] = {}
+    for pos, match in enumerate(rec.selected):
+        fs = rec.source.channels[match.index].fs_hz
+        by_rate.setdefault(fs, []).append((pos, match.index))
+    groups = []
+    for fs_in, members in sorted(by_rate.items()):
+        up, down = rational_ratio(fs_in, fs_out)
+        idx = [i for _, i in members]
+        chans = [rec.source.channels[i] for i in idx]
+        groups.append(
+            _Group(
+                fs_in=fs_in,
+                file_indices=idx,
+                positions=[p for p, _ in members],
+                up=up,
+                down=down,
+                n_in=min(c.n_samples for c in chans),
+                per_second=max(1, round(fs_in)),
+                clip_low=np.array([c.clip_low for c in chans], dtype=np.float32),
+                clip_high=np.array([c.clip_high for c in chans], dtype=np.float32),
+            )
+        )
+    return groups
+
+
+def _block_seconds(block_s: float, rates: list[float]) -> int:
+    """Whole seconds per block such that every rate gives whole samples per block."""
+    k = max(1, round(block_s))
+    for _ in range(1000):
+        if all(abs(k * r - round(k * r)) < 1e-9 for r in rates):
+            return k
+        k += 1
+    raise ValueError(f"no block length aligns the rates {rates}")
+
+
+def harmonized_blocks(
+    rec: Recording, rp: ResolvedProfile, block_s: float | None = None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(first_sample, block, clipped, nans)`` at the target rate, in store channel order.
+
+    ``clipped``/``nans`` count raw samples per channel and per second of the block.
+    """
+    fs_out = rp.profile.target_fs_hz
+    groups = _groups(rec, fs_out)
+    n_out = min(output_length(g.n_in, g.up, g.down) for g in groups)
+    f = rp.profile.filters
+    zp = ZeroPhaseFilter(fs_out, f.highpass_hz, f.lowpass_hz, f.order, rp.notch_hz, f.notch_q)
+    seconds = _block_seconds(block_s or rp.profile.block_s, [g.fs_in for g in groups] + [fs_out])
+    core = round(seconds * fs_out)
+    # Margin in output samples, rounded so that every group's input margin is whole
+    # multiples of its `down` (keeps output samples on the same grid in every block).
+    margin_out = zp.margin()
+    for g in groups:
+        margin_out = max(margin_out, math.ceil(resample_margin(g.up, g.down) * g.up / g.down))
+    margins = []
+    for g in groups:
+        m_in = math.ceil(margin_out * g.down / g.up / g.down) * g.down
+        margins.append(m_in)
+    margin_out = max(m * g.up // g.down for m, g in zip(margins, groups, strict=True))
+    margins = [margin_out * g.down // g.up for g in groups]
+    n_ch = len(rec.selected)
+
+    for o0 in range(0, n_out, core):
+        o1 = min(n_out, o0 + core)
+        p0, p1 = max(0, o0 - margin_out), min(n_out, o1 + margin_out)
+        chunk = np.empty((n_ch, p1 - p0), np.float32)
+        n_sec = -(-(o1 - o0) // round(fs_out))
+        clipped = np.zeros((n_ch, n_sec), np.int32)
+        nans = np.zeros((n_ch, n_sec), np.int32)
+        for g, m_in in zip(groups, margins, strict=True):
+            in0, in1 = o0 * g.down // g.up, min(g.n_in, -(-o1 * g.down // g.up))
+            a, b = max(0, in0 - m_in), min(g.n_in, in1 + m_in)
+            x = rec.source.read(g.file_indices, a, b)
+            c_clip, c_nan = raw_counts(x[:, in0 - a : in1 - a], g.clip_low, g.clip_high, g.per_second)
+            k = min(n_sec, c_clip.shape[1])
+            clipped[g.positions, :k] = c_clip[:, :k]
+            nans[g.positions, :k] = c_nan[:, :k]
+            np.nan_to_num(x, copy=False)  # margins too: NaN would spread through the filter
+            y = resample(x, g.up, g.down) if g.up != g.down else x
+            y0 = a * g.up // g.down
+            chunk[g.positions] = y[:, p0 - y0 : p1 - y0]
+        filtered = zp.apply(chunk)
+        yield o0, filtered[:, o0 - p0 : o1 - p0], clipped, nans
+
+
+def window_recording(
+    rec: Recording, rp: ResolvedProfile, block_s: float | None = None, batch_windows: int = 256
+) -> Iterator[WindowBatch]:
+    """Windows of the harmonized recording with their start times and QC flags."""
+    fs_out = rp.profile.target_fs_hz
+    sec = round(fs_out)
+    w, stride = rp.window_samples, rp.stride_samples
+    record_mode = rp.profile.window.mode == "record"
+    groups = _groups(rec, fs_out)
+    per_second = np.zeros(len(rec.selected), np.float64)
+    for g in groups:
+        per_second[g.positions] = g.per_second
+    qc = rp.qc
+
+    pending = np.empty((len(rec.selected), 0), np.float32)
+    pending_start = 0  # output sample index of pending[:, 0]
+    next_start = 0
+    clip_sec: list[np.ndarray] = []
+    nan_sec: list[np.ndarray] = []
+    emitted = 0
+    total = 0
+    for o0, block, clipped, nans in harmonized_blocks(rec, rp, block_s):
+        total = o0 + block.shape[1]
+        clip_sec.append(clipped)
+        nan_sec.append(nans)
+        pending = block if pending.shape[1] == 0 else np.concatenate([pending, block], axis=1)
+        starts = []
+        while next_start + w <= total and not (record_mode and emitted + len(starts) >= 1):
+            starts.append(next_start)
+            next_start += stride
+        if not starts:
+            continue
+        clip_all = np.concatenate(clip_sec, axis=1)
+        nan_all = np.concatenate(nan_sec, axis=1)
+        clip_sec, nan_sec = [clip_all], [nan_all]
+        for i in range(0, len(starts), batch_windows):
+            part = starts[i : i + batch_windows]
+            offs = np.asarray(part) - pending_start
+            if stride == w and len(part) > 1:
+                sig = pending[:, offs[0] : offs[0] + w * len(part)]
+                sig = sig.reshape(sig.shape[0], len(part), w).transpose(1, 0, 2).copy()
+            else:
+                sig = np.stack([pending[:, o : o + w] for o in offs])
+            share = np.empty((len(part), sig.shape[1]), np.float64)
+            has_nan = np.empty((len(part), sig.shape[1]), bool)
+            for j, s in enumerate(part):
+                s0, s1 = s // sec, -(-(s + w) // sec)
+                share[j] = clip_all[:, s0:s1].sum(axis=1) / (per_second * max(1, s1 - s0))
+                has_nan[j] = nan_all[:, s0:s1].any(axis=1)
+            flags = window_flags(sig, share, has_nan, qc.flat_std, qc.max_ptp, qc.clipped_fraction)
+            emitted += len(part)
+            yield WindowBatch(sig, np.asarray(part, np.float64) / fs_out, flags)
+        drop = next_start - pending_start
+        if drop >= pending.shape[1]:  # stride longer than the window: skip the gap
+            pending = pending[:, :0]
+            pending_start = total
+        elif drop > 0:
+            pending = pending[:, drop:]
+            pending_start = next_start
+    if emitted == 0:
+        raise RecordTooShortError(
+            f"{total / fs_out:.2f} s at {fs_out:g} Hz is shorter than one {w / fs_out:g} s window"
+        )

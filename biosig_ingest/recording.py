@@ -1,0 +1,76 @@
+"""Types that flow from adapters to the harmonization core.
+
+Adapters produce a :class:`RecordingRef` (what and where) and open a
+:class:`Recording` (a block reader plus the channel selection); the core never
+touches file formats, the store never sees either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .dsp.channels import ChannelMatch
+
+
+@dataclass(frozen=True)
+class RecordingRef:
+    """One recording as discovered from the source tree and its metadata tables."""
+
+    recording_id: str  # unique within the corpus, e.g. "aaaaaaav_s004_t000" or "00001"
+    subject: str  # the corpus's own pseudonymous subject id
+    session: str
+    split: str  # "train" | "val" | "test" | "unassigned"
+    path: Path  # main file (absolute)
+    relpath: str  # posix path relative to the source root (what the store records)
+    labels: Mapping[str, Any] = field(default_factory=dict)  # label column -> value(s)
+    files: tuple[Path, ...] = ()  # every file of the recording (hashed); default (path,)
+
+    @property
+    def all_files(self) -> tuple[Path, ...]:
+        return self.files or (self.path,)
+
+
+@dataclass(frozen=True)
+class SourceChannel:
+    """A channel as the file declares it; values converted to the modality's unit."""
+
+    label: str
+    fs_hz: float
+    n_samples: int
+    physical_unit: str
+    clip_low: float  # value a saturated ADC reads, in the modality's unit (-inf: unknown)
+    clip_high: float
+
+
+class SignalSource(Protocol):
+    """Block access to a recording's physical samples, in the modality's unit.
+
+    ``read(indices, start, stop)`` returns float32 ``(len(indices), stop - start)``
+    for channels that share one rate; invalid samples are NaN.
+    """
+
+    channels: Sequence[SourceChannel]
+    duration_s: float
+
+    def read(self, indices: Sequence[int], start: int, stop: int) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Recording:
+    """An opened recording: the reader and which file channels make the store's channels."""
+
+    ref: RecordingRef
+    source: SignalSource
+    selected: list[ChannelMatch]  # in store channel order
+    excluded: list[str]  # file labels not used (junk, non-signal, not in the profile)
+
+    @property
+    def duration_s(self) -> float:
+        return self.source.duration_s

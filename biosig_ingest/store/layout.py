@@ -1,0 +1,40 @@
+"""Names and array layout of a biosig-ingest Zarr v3 store (schema version 1).
+
+```
+STORE/                      root group; attrs["biosig"]: profile, hash, channels, labels, versions
+  shards/                   group
+    s00000/                 one committed shard (renamed into place when complete)
+      signals   (window, channel, time)  float32
+      recording (window,)                int32   row of attrs["recordings"]
+      start_s   (window,)                float64 seconds from the recording start
+      qc        (window, channel)        uint8   bitmask, see biosig_ingest.dsp.quality
+      label_<name> (window,) int16 class code, -1 missing   [categorical]
+                   (window, <name>_class) uint8 multi-hot     [multilabel]
+                   (window,) float32, NaN missing             [numeric]
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ATTRS_KEY = "biosig"
+SHARDS = "shards"
+SHARD_RE = re.compile(r"^s(\d{5,})$")
+
+
+def shard_name(index: int) -> str:
+    return f"s{index:05d}"
+
+
+def label_array(name: str) -> str:
+    return f"label_{name}"
+
+
+def staging_root(store: Path) -> Path:
+    """Where shards are assembled before the atomic rename: beside the store, same filesystem.
+
+    Outside the Zarr hierarchy, so nothing partial is ever listed as part of the store.
+    """
+    return store.parent / f".{store.name}.staging"

@@ -1,0 +1,178 @@
+"""Read a store: random access by global window index, chunk-aware batch reads, tables.
+
+Only committed shards are read; the shard list is fixed when the store is opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from ..dsp.quality import FLAG_NAMES
+from ..errors import StoreError
+from .layout import ATTRS_KEY, SHARDS, label_array
+from .writer import committed_shards
+
+
+@dataclass(frozen=True)
+class WindowItem:
+    signal: np.ndarray  # (channels, samples) float32
+    metadata: dict[str, Any]
+
+
+class Store:
+    """A committed biosig-ingest store. ``len(store)``, ``store[i]``, ``store.read(indices)``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "zarr.json").is_file():
+            raise StoreError(f"{self.path} is not a Zarr store (no zarr.json)")
+        root = zarr.open_group(str(self.path), mode="r", zarr_format=3)
+        attrs = root.attrs.get(ATTRS_KEY)
+        if attrs is None:
+            raise StoreError(f"{self.path} is a Zarr group but not a biosig-ingest store")
+        self.attrs: dict[str, Any] = dict(attrs)
+        self.shard_attrs = committed_shards(self.path)
+        self.shard_names = list(self.shard_attrs)
+        self._groups = {name: zarr.open_group(str(self.path / SHARDS / name), mode="r") for name in self.shard_names}
+        sizes = [int(self.shard_attrs[n]["n_windows"]) for n in self.shard_names]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    # -- description ---------------------------------------------------------------
+    @property
+    def channels(self) -> list[str]:
+        return [row["name"] for row in self.attrs["channels"]]
+
+    @property
+    def fs_hz(self) -> float:
+        return float(self.attrs["fs_hz"])
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.attrs["window_samples"])
+
+    @property
+    def label_specs(self) -> list[dict[str, Any]]:
+        return list(self.attrs["labels"])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __repr__(self) -> str:
+        return (
+            f"<biosig Store {self.path.name}: {len(self)} windows x {len(self.channels)} channels x "
+            f"{self.window_samples} samples @ {self.fs_hz:g} Hz, {len(self.shard_names)} shards>"
+        )
+
+    # -- signals -------------------------------------------------------------------
+    def _locate(self, index: int) -> tuple[str, int]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"window {index} out of range for {len(self)} windows")
+        index %= len(self)
+        k = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return self.shard_names[k], index - int(self.offsets[k])
+
+    def __getitem__(self, index: int) -> WindowItem:
+        shard, local = self._locate(int(index))
+        signal = self._groups[shard]["signals"][local]
+        return WindowItem(signal=np.asarray(signal), metadata=self.metadata.iloc[int(index) % len(self)].to_dict())
+
+    def read(self, indices: Any) -> np.ndarray:
+        """Signals for global window ``indices`` (any order), each chunk decompressed once."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError("window index out of range")
+        idx = idx % max(len(self), 1)
+        out = np.empty((idx.size, len(self.channels), self.window_samples), np.float32)
+        shard_of = np.searchsorted(self.offsets, idx, side="right") - 1
+        for k in np.unique(shard_of):
+            arr = self._groups[self.shard_names[k]]["signals"]
+            chunk = arr.chunks[0]
+            sel = np.nonzero(shard_of == k)[0]
+            local = idx[sel] - self.offsets[k]
+            for c in np.unique(local // chunk):
+                in_chunk = (local // chunk) == c
+                lo = int(c * chunk)
+                block = arr[lo : min(lo + chunk, arr.shape[0])]
+                out[sel[in_chunk]] = block[local[in_chunk] - lo]
+        return out
+
+    def label_array(self, name: str) -> np.ndarray:
+        """The raw label array across shards (codes, multi-hot rows or numbers)."""
+        return np.concatenate([np.asarray(self._groups[s][label_array(name)][:]) for s in self.shard_names]) if self.shard_names else np.empty(0)
+
+    @cached_property
+    def qc(self) -> np.ndarray:
+        """(windows, channels) uint8 QC bitmask."""
+        if not self.shard_names:
+            return np.zeros((0, len(self.channels)), np.uint8)
+        return np.concatenate([np.asarray(self._groups[s]["qc"][:]) for s in self.shard_names])
+
+    # -- tables --------------------------------------------------------------------
+    @cached_property
+    def recordings(self) -> pd.DataFrame:
+        """One row per recording, ok or failed, with its shard."""
+        rows = []
+        for s in self.shard_names:
+            for row in self.shard_attrs[s]["recordings"]:
+                rows.append({"shard": s, **row})
+        return pd.DataFrame(rows)
+
+    @cached_property
+    def metadata(self) -> pd.DataFrame:
+        """One row per window: recording, subject, session, split, start_s, labels, QC flags."""
+        parts = []
+        for k, s in enumerate(self.shard_names):
+            g = self._groups[s]
+            n = int(self.shard_attrs[s]["n_windows"])
+            if n == 0:
+                continue
+            recs = pd.DataFrame(self.shard_attrs[s]["recordings"])
+            row = np.asarray(g["recording"][:])
+            frame = pd.DataFrame(
+                {
+                    "window": np.arange(self.offsets[k], self.offsets[k] + n),
+                    "shard": s,
+                    "recording_id": recs["recording_id"].to_numpy()[row],
+                    "subject": recs["subject"].to_numpy()[row],
+                    "session": recs["session"].to_numpy()[row],
+                    "split": recs["split"].to_numpy()[row],
+                    "start_s": np.asarray(g["start_s"][:]),
+                }
+            )
+            parts.append(frame)
+        columns = ["window", "shard", "recording_id", "subject", "session", "split", "start_s"]
+        meta = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        for spec in self.label_specs:
+            values = self.label_array(spec["name"]) if len(meta) else np.empty(0)
+            if spec["kind"] == "categorical":
+                codes = values.astype(int)
+                meta[spec["name"]] = pd.Categorical.from_codes(codes, categories=spec["classes"]) if len(meta) else pd.Categorical([])
+            elif spec["kind"] == "multilabel":
+                classes = np.asarray(spec["classes"], dtype=object)
+                meta[spec["name"]] = [tuple(classes[row.astype(bool)]) for row in values]
+            else:
+                meta[spec["name"]] = values
+        qc = self.qc
+        for bit, name in FLAG_NAMES.items():
+            meta[f"qc_{name}"] = (qc & bit).any(axis=1) if len(meta) else np.zeros(0, bool)
+        return meta
+
+    def to_xarray(self):  # pragma: no cover - thin wrapper, tested via xarray directly
+        """All shards as one xarray Dataset (needs xarray)."""
+        import xarray as xr
+
+        parts = [xr.open_zarr(str(self.path), group=f"{SHARDS}/{s}", consolidated=False) for s in self.shard_names]
+        ds = xr.concat(parts, dim="window") if parts else xr.Dataset()
+        return ds.assign_coords(channel=self.channels)
+
+
+def open_store(path: str | Path) -> Store:
+    """Open a biosig-ingest store for reading."""
+    return Store(path)

@@ -1,0 +1,1 @@
+"""Corpus manifests (YAML), installed as package data."""
