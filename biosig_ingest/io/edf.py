@@ -93,7 +93,7 @@ def read_header(path: Path) -> EdfHeader:
             if len(body) < 256 * ns:
                 raise TruncatedFileError(f"{path.name}: signal headers cut short")
     except FileNotFoundError:
-        raise MissingFileError(f"{path} does not exist") from None
+        raise MissingFileError(f"{path.name} does not exist") from None
 
     fields: dict[str, list[str]] = {}
     pos = 0

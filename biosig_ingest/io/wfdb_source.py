@@ -31,7 +31,7 @@ class WfdbSource:
         self.path = path
         hea = path.with_name(path.name + ".hea")
         if not hea.is_file():
-            raise MissingFileError(f"{hea} does not exist")
+            raise MissingFileError(f"{hea.name} does not exist")
         try:
             header = wfdb.rdheader(str(path))
         except Exception as exc:  # wfdb raises bare exceptions for bad headers

@@ -1,0 +1,179 @@
+"""The ``biosig`` command: a thin typer layer over the library API.
+
+Exit codes: 0 success; 1 recordings failed under --strict, or validation failed;
+2 usage error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import BiosigError, StoreError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Harmonized Zarr stores from EEG and ECG corpora.")
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def _fail(exc: BiosigError, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc.one_line()}", highlight=False)
+    return typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("windows {task.fields[windows]}"),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+def run_ingest(corpus: str, source: Path, store: Path, profile: str, limit: int | None, overwrite: bool) -> Any:
+    """Ingest with a progress bar; returns the :class:`IngestReport`."""
+    import time
+
+    from .ingest import ingest
+
+    progress = _progress()
+    state = {"task": None, "failed": 0, "windows": 0, "seconds": 0.0, "t0": time.perf_counter()}
+
+    def on_plan(n_recordings: int, n_shards: int) -> None:
+        state["task"] = progress.add_task(f"{corpus} -> {store.name}", total=n_recordings, failed=0, windows=0, speed="")
+
+    def on_recording(row: dict[str, Any]) -> None:
+        if row["status"] == "ok":
+            state["windows"] += row["n_windows"]
+            state["seconds"] += row.get("duration_s") or 0.0
+        else:
+            state["failed"] += 1
+        rate = state["seconds"] / max(time.perf_counter() - state["t0"], 1e-9)
+        progress.update(state["task"], advance=1, failed=state["failed"], windows=state["windows"], speed=f"{rate:,.0f}x realtime")
+
+    with progress:
+        return ingest(corpus, source, store, profile, limit=limit, overwrite=overwrite, on_plan=on_plan, on_recording=on_recording)
+
+
+def print_report(report: Any) -> None:
+    out.print(
+        f"[bold]{report.corpus}[/bold] -> {report.store}  profile {report.profile} ({report.profile_hash[:12]})\n"
+        f"  recordings ok {report.recordings_ok}, failed {report.recordings_failed}; "
+        f"windows {report.windows_written}; shards written {report.shards_written}, already there {report.shards_skipped}\n"
+        f"  {report.recording_seconds:,.0f} s of recording in {report.wall_s:.1f} s ({report.realtime_factor:,.0f}x realtime)",
+        highlight=False,
+    )
+    for f in report.failures[:20]:
+        out.print(f"  [yellow]failed[/yellow] {f['relpath']}: {f['error_type']}: {f['error']}", highlight=False)
+    if len(report.failures) > 20:
+        out.print(f"  ... and {len(report.failures) - 20} more (see the store's recordings table)")
+
+
+@app.command("ingest")
+def ingest_cmd(
+    corpus: str = typer.Argument(..., help="corpus id: ptbxl, tuh (see `biosig list`)"),
+    source: Path = typer.Option(..., "--source", help="root folder of the corpus"),
+    store: Path = typer.Option(..., "--out", help="store to create or complete (a folder)"),
+    profile: str = typer.Option("default", "--profile", help="profile name or a profile .yaml file"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="only the first N recordings"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 if any recording failed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a store built with another profile"),
+) -> None:
+    """Ingest a corpus into a harmonized Zarr store (re-running finishes or skips)."""
+    try:
+        report = run_ingest(corpus, source, store, profile, limit, overwrite)
+    except (UsageError, StoreError) as exc:
+        raise _fail(exc) from None
+    print_report(report)
+    if strict and report.recordings_failed:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Corpora and their profiles."""
+    from .corpora import registry
+
+    table = Table("corpus", "aliases", "modality", "profile", "what it makes")
+    for corpus, cls in sorted(registry().items()):
+        if corpus != cls.corpus:
+            continue
+        m = cls().manifest
+        for i, (name, body) in enumerate(m.profiles.items()):
+            table.add_row(
+                corpus if i == 0 else "",
+                ", ".join(cls.aliases) if i == 0 else "",
+                m.modality if i == 0 else "",
+                name,
+                body.get("description", ""),
+            )
+    out.print(table)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    store: Path = typer.Argument(..., help="store folder"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Counts of windows, recordings, channels, labels and splits."""
+    from .store.inspect import summary
+    from .store.reader import open_store
+
+    try:
+        info = summary(open_store(store))
+    except StoreError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(info) + "\n")
+        return
+    out.print(f"[bold]{info['path']}[/bold]  {info['corpus']} ({info['modality']}), profile {info['profile']} {info['profile_hash'][:12]}")
+    rec = info["recordings"]
+    out.print(f"  windows {info['n_windows']} in {info['n_shards']} shards; recordings ok {rec['ok']}, failed {rec['failed']} {rec['errors'] or ''}")
+    out.print(f"  {len(info['channels'])} channels @ {info['fs_hz']:g} Hz ({info['unit']}): {' '.join(info['channels'])}")
+    out.print(f"  window {info['window_samples']} samples, stride {info['stride_samples']}; subjects {info['subjects']}")
+    out.print(f"  splits {info['splits']}")
+    for name, counts in info["labels"].items():
+        out.print(f"  label {name}: {counts}")
+    out.print(f"  QC (windows with any channel flagged): {info['qc_windows_flagged']}")
+
+
+@app.command("validate")
+def validate_cmd(store: Path = typer.Argument(..., help="store folder")) -> None:
+    """Check the store's structure, metadata and hashes; exit 1 on any problem."""
+    from .store.inspect import validate
+
+    problems = validate(store)
+    for p in problems:
+        out.print(f"[red]invalid:[/red] {p}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print(f"[green]valid[/green] {store}")
+
+
+@app.command("demo")
+def demo_cmd(
+    out_dir: Path = typer.Option(Path("biosig-demo"), "--out", help="folder for the replicas and stores"),
+) -> None:
+    """Write miniature replica corpora (TUAB, PTB-XL), ingest them and show what was built."""
+    from .demo import run_demo
+
+    try:
+        run_demo(out_dir, run_ingest=run_ingest, print_report=print_report, inspect=inspect_cmd)
+    except BiosigError as exc:
+        raise _fail(exc, 1) from None
+
+
+def main() -> None:  # pragma: no cover
+    app()
