@@ -43,7 +43,9 @@ class ChannelMatch:
 
 def match_channels(labels: list[str], manifest: Manifest) -> list[ChannelMatch]:
     """Map every file label to its canonical name (or None) via the manifest."""
-    table = {entry.native.upper(): entry for entry in manifest.channels}
+    # Canonical spellings are accepted too, so a file that already says T7 is not junk.
+    table = {entry.canonical.upper(): entry for entry in manifest.channels}
+    table.update({entry.native.upper(): entry for entry in manifest.channels})
     out = []
     for i, label in enumerate(labels):
         key = electrode_key(label) if manifest.modality == "eeg" else label.strip().upper()
