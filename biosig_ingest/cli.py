@@ -49,7 +49,7 @@ def run_ingest(corpus: str, source: Path, store: Path, profile: str, limit: int 
     from .ingest import ingest
 
     progress = _progress()
-    state = {"task": None, "failed": 0, "windows": 0, "seconds": 0.0, "t0": time.perf_counter()}
+    state: dict[str, Any] = {"task": None, "failed": 0, "windows": 0, "seconds": 0.0, "t0": time.perf_counter()}
 
     def on_plan(n_recordings: int, n_shards: int) -> None:
         state["task"] = progress.add_task(f"{corpus} -> {store.name}", total=n_recordings, failed=0, windows=0, speed="")

@@ -6,6 +6,7 @@ that a Dask worker or a plain loop can run; committed shards are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 import time
@@ -229,9 +230,7 @@ def ingest(
     for task in todo:
         ingest_shard(task, adapter, rp, store, tally)
         report.shards_written += 1
-    try:
+    with contextlib.suppress(OSError):
         staging_root(store).rmdir()  # only if empty: a crashed run's leftovers stay for inspection
-    except OSError:
-        pass
     report.wall_s = time.perf_counter() - t0
     return report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -18,7 +18,7 @@ def available_manifests() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_manifest(corpus: str) -> Manifest:
     path = resources.files("biosig_ingest.manifests") / f"{corpus}.yaml"
     if not path.is_file():

@@ -54,8 +54,11 @@ class SignalSource(Protocol):
     for channels that share one rate; invalid samples are NaN.
     """
 
-    channels: Sequence[SourceChannel]
-    duration_s: float
+    @property
+    def channels(self) -> Sequence[SourceChannel]: ...
+
+    @property
+    def duration_s(self) -> float: ...
 
     def read(self, indices: Sequence[int], start: int, stop: int) -> np.ndarray: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -143,10 +144,8 @@ def test_an_interrupted_shard_leaves_nothing_visible(tuab, tmp_path):
         if len(seen) == 2:
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-shard
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         ingest("tuh", tuab.root, out, on_recording=crash)
-    except KeyboardInterrupt:
-        pass
     assert open_store(out).shard_names == []
     assert not any(staging_root(out).glob("*"))
     report = ingest("tuh", tuab.root, out)  # re-running finishes the job

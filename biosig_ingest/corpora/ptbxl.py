@@ -37,7 +37,7 @@ class PtbXlAdapter(CorpusAdapter):
         column = "filename_lr" if fs == 100 else "filename_hr"
         split_of = {int(v): split for split, values in self.manifest.splits.assign.items() for v in values}
         refs = []
-        for ecg_id, row in db.iterrows():
+        for ecg_id, row in zip(db.index.astype(int), (r for _, r in db.iterrows()), strict=True):
             rel = str(row[column])
             refs.append(
                 RecordingRef(

@@ -84,7 +84,7 @@ def _standard_positions() -> dict[str, tuple[float, float, float]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 'standard_1005' is being renamed in newer MNE
         montage = mne.channels.make_standard_montage("standard_1005")
-    return {name: tuple(float(v) for v in pos) for name, pos in montage.get_positions()["ch_pos"].items()}
+    return {name: (float(pos[0]), float(pos[1]), float(pos[2])) for name, pos in montage.get_positions()["ch_pos"].items()}
 
 
 def channel_table(channels: list[str], modality: str, unit: str, manifest: Manifest) -> list[dict]:

@@ -155,7 +155,7 @@ def window_recording(
         clip_sec.append(clipped)
         nan_sec.append(nans)
         pending = block if pending.shape[1] == 0 else np.concatenate([pending, block], axis=1)
-        starts = []
+        starts: list[int] = []
         while next_start + w <= total and not (record_mode and emitted + len(starts) >= 1):
             starts.append(next_start)
             next_start += stride

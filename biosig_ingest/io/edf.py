@@ -7,6 +7,7 @@ Patient and recording identification fields are skipped, never parsed or kept.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,10 +156,9 @@ class EdfSource:
         self._scale = np.full(len(h.labels), np.nan)
         channels = []
         for i, label in enumerate(h.labels):
-            try:
+            # junk channels may have any unit: only reading one of them fails
+            with contextlib.suppress(UnitError):
                 self._scale[i] = unit_scale(h.physical_dim[i], target_unit)
-            except UnitError:
-                pass  # fails only if this channel is read (junk channels may have any unit)
             g, o = self._gain_offset32(i)
             lo, hi = (np.float32(h.digital_min[i]) * g + o, np.float32(h.digital_max[i]) * g + o)
             channels.append(

@@ -6,6 +6,7 @@ served from memory. Header comments (``#`` lines) are never read into the result
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,10 +53,8 @@ class WfdbSource:
         self._scale = np.full(header.n_sig, np.nan)
         for i in range(header.n_sig):
             unit = header.units[i] or ""
-            try:
+            with contextlib.suppress(UnitError):
                 self._scale[i] = unit_scale(unit, target_unit)
-            except UnitError:
-                pass
             lo, hi = _DIGITAL_RANGE.get(str(header.fmt[i]), (None, None))
             if lo is not None and np.isfinite(self._scale[i]):
                 gain, base = header.adc_gain[i], header.baseline[i]

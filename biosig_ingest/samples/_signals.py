@@ -108,7 +108,7 @@ def heart_vector(
             if name == "P" and not p_waves:
                 continue
             if name == "R":
-                direction, amp_mv = qrs_dir, r_amp
+                direction, amp_mv = qrs_dir, r_amp  # type: ignore[assignment]
             elif name == "T":
                 direction = t_dir
             centre = beat + delay_s

@@ -133,7 +133,7 @@ def _plan_files(n_per_group: int, rng: np.random.Generator, broken: bool) -> lis
     # Small numbers give ids like the real ones ('aaaaaaav', 'aaaaaqvx').
     numbers = rng.choice(26**4, size=n_good + 1, replace=False)
     subjects = [subject_id(int(n)) for n in numbers]
-    plans = []
+    plans: list[_Plan] = []
     k = 0
     for g, (split, label) in enumerate(_GROUPS):
         for i in range(n_per_group):

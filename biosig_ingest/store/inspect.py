@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..config import SCHEMA_VERSION, ResolvedProfile
-from .layout import ATTRS_KEY, SHARDS, label_array
+from .layout import ATTRS_KEY, SHARDS, array, label_array
 from .reader import Store
 
 REQUIRED_ROOT = (
@@ -102,10 +103,11 @@ def validate(path: str | Path) -> list[str]:
             if arr_name not in g:
                 problems.append(f"{name}: array {arr_name} missing")
                 continue
-            arr = g[arr_name]
+            arr = array(g, arr_name)
             if tuple(arr.shape) != shape:
                 problems.append(f"{name}/{arr_name}: shape {tuple(arr.shape)}, expected {shape}")
-            if not arr.metadata.dimension_names or len(arr.metadata.dimension_names) != len(shape):
+            dims = getattr(arr.metadata, "dimension_names", None)
+            if not dims or len(dims) != len(shape):
                 problems.append(f"{name}/{arr_name}: dimension_names missing")
         recs = sa.get("recordings", [])
         if sum(r.get("n_windows", 0) for r in recs) != n:
@@ -113,18 +115,18 @@ def validate(path: str | Path) -> list[str]:
         if any(r["status"] != "ok" and r.get("n_windows") for r in recs):
             problems.append(f"{name}: a failed recording has windows")
         if n and "recording" in g:
-            rows = np.asarray(g["recording"][:])
+            rows = np.asarray(array(g, "recording")[:])
             if rows.min() < 0 or rows.max() >= len(recs):
                 problems.append(f"{name}: window recording index out of range")
             elif any(recs[i]["status"] != "ok" for i in np.unique(rows)):
                 problems.append(f"{name}: windows point at a failed recording")
         if n and "signals" in g:
-            sig = np.asarray(g["signals"][: min(n, 64)])
-            nan_flag = np.asarray(g["qc"][: min(n, 64)]) & 4
+            sig = np.asarray(array(g, "signals")[: min(n, 64)])
+            nan_flag = np.asarray(array(g, "qc")[: min(n, 64)]) & 4
             if not np.isfinite(sig[nan_flag == 0]).all() if nan_flag.any() else not np.isfinite(sig).all():
                 problems.append(f"{name}: non-finite samples in windows not flagged NaN")
-    ids = store.recordings["recording_id"] if len(store.recordings) else []
-    if len(ids) and ids.duplicated().any():
+    ids = store.recordings["recording_id"] if len(store.recordings) else pd.Series([], dtype=object)
+    if ids.duplicated().any():
         problems.append(f"recording ids appear in more than one shard: {sorted(set(ids[ids.duplicated()]))[:5]}")
     unknown = [p.name for p in (Path(path) / SHARDS).iterdir() if p.name not in store.shard_names and p.name != "zarr.json"] if (Path(path) / SHARDS).is_dir() else []
     if unknown:

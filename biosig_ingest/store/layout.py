@@ -19,9 +19,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import zarr
+
 ATTRS_KEY = "biosig"
 SHARDS = "shards"
 SHARD_RE = re.compile(r"^s(\d{5,})$")
+
+
+def array(group: zarr.Group, name: str) -> zarr.Array:
+    """The array ``name`` of ``group`` (a typed lookup: groups hold arrays and groups)."""
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise KeyError(f"{name} is not an array")
+    return node
 
 
 def shard_name(index: int) -> str:

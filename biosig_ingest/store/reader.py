@@ -16,7 +16,7 @@ import zarr
 
 from ..dsp.quality import FLAG_NAMES
 from ..errors import StoreError
-from .layout import ATTRS_KEY, SHARDS, label_array
+from .layout import ATTRS_KEY, SHARDS, array, label_array
 from .writer import committed_shards
 
 
@@ -37,7 +37,7 @@ class Store:
         attrs = root.attrs.get(ATTRS_KEY)
         if attrs is None:
             raise StoreError(f"{self.path} is a Zarr group but not a biosig-ingest store")
-        self.attrs: dict[str, Any] = dict(attrs)
+        self.attrs: dict[str, Any] = dict(attrs)  # type: ignore[arg-type]
         self.shard_attrs = committed_shards(self.path)
         self.shard_names = list(self.shard_attrs)
         self._groups = {name: zarr.open_group(str(self.path / SHARDS / name), mode="r") for name in self.shard_names}
@@ -80,8 +80,8 @@ class Store:
 
     def __getitem__(self, index: int) -> WindowItem:
         shard, local = self._locate(int(index))
-        signal = self._groups[shard]["signals"][local]
-        return WindowItem(signal=np.asarray(signal), metadata=self.metadata.iloc[int(index) % len(self)].to_dict())
+        signal = array(self._groups[shard], "signals")[local]
+        return WindowItem(signal=np.asarray(signal), metadata={str(k): v for k, v in self.metadata.iloc[int(index) % len(self)].items()})
 
     def read(self, indices: Any) -> np.ndarray:
         """Signals for global window ``indices`` (any order), each chunk decompressed once."""
@@ -92,27 +92,27 @@ class Store:
         out = np.empty((idx.size, len(self.channels), self.window_samples), np.float32)
         shard_of = np.searchsorted(self.offsets, idx, side="right") - 1
         for k in np.unique(shard_of):
-            arr = self._groups[self.shard_names[k]]["signals"]
+            arr = array(self._groups[self.shard_names[k]], "signals")
             chunk = arr.chunks[0]
             sel = np.nonzero(shard_of == k)[0]
             local = idx[sel] - self.offsets[k]
             for c in np.unique(local // chunk):
                 in_chunk = (local // chunk) == c
                 lo = int(c * chunk)
-                block = arr[lo : min(lo + chunk, arr.shape[0])]
+                block = np.asarray(arr[lo : min(lo + chunk, arr.shape[0])])
                 out[sel[in_chunk]] = block[local[in_chunk] - lo]
         return out
 
     def label_array(self, name: str) -> np.ndarray:
         """The raw label array across shards (codes, multi-hot rows or numbers)."""
-        return np.concatenate([np.asarray(self._groups[s][label_array(name)][:]) for s in self.shard_names]) if self.shard_names else np.empty(0)
+        return np.concatenate([np.asarray(array(self._groups[s], label_array(name))[:]) for s in self.shard_names]) if self.shard_names else np.empty(0)
 
     @cached_property
     def qc(self) -> np.ndarray:
         """(windows, channels) uint8 QC bitmask."""
         if not self.shard_names:
             return np.zeros((0, len(self.channels)), np.uint8)
-        return np.concatenate([np.asarray(self._groups[s]["qc"][:]) for s in self.shard_names])
+        return np.concatenate([np.asarray(array(self._groups[s], "qc")[:]) for s in self.shard_names])
 
     # -- tables --------------------------------------------------------------------
     @cached_property
@@ -134,7 +134,7 @@ class Store:
             if n == 0:
                 continue
             recs = pd.DataFrame(self.shard_attrs[s]["recordings"])
-            row = np.asarray(g["recording"][:])
+            row = np.asarray(array(g, "recording")[:])
             frame = pd.DataFrame(
                 {
                     "window": np.arange(self.offsets[k], self.offsets[k] + n),
@@ -143,7 +143,7 @@ class Store:
                     "subject": recs["subject"].to_numpy()[row],
                     "session": recs["session"].to_numpy()[row],
                     "split": recs["split"].to_numpy()[row],
-                    "start_s": np.asarray(g["start_s"][:]),
+                    "start_s": np.asarray(array(g, "start_s")[:]),
                 }
             )
             parts.append(frame)
@@ -161,7 +161,7 @@ class Store:
                 meta[spec["name"]] = values
         qc = self.qc
         for bit, name in FLAG_NAMES.items():
-            meta[f"qc_{name}"] = (qc & bit).any(axis=1) if len(meta) else np.zeros(0, bool)
+            meta[f"qc_{name}"] = np.any((qc & bit) != 0, axis=1)  # type: ignore[assignment]
         return meta
 
     def to_xarray(self):  # pragma: no cover - thin wrapper, tested via xarray directly

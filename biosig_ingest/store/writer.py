@@ -34,7 +34,7 @@ def open_for_writing(path: Path, rp: ResolvedProfile, root_attrs: dict[str, Any]
     """Create the store, or check that an existing one was built with the same profile."""
     path = Path(path)
     if (path / "zarr.json").exists():
-        existing = zarr.open_group(str(path), mode="r", zarr_format=3).attrs.get(ATTRS_KEY)
+        existing: dict[str, Any] | None = zarr.open_group(str(path), mode="r", zarr_format=3).attrs.get(ATTRS_KEY)  # type: ignore[assignment]
         if existing is None:
             raise StoreError(f"{path} is a Zarr group but not a biosig-ingest store")
         if existing.get("profile_hash") == root_attrs["profile_hash"] and not overwrite:
