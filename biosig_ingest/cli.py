@@ -151,7 +151,7 @@ def inspect_cmd(
 
 @app.command("validate")
 def validate_cmd(store: Path = typer.Argument(..., help="store folder")) -> None:
-    """Check the store's structure, metadata and hashes; exit 1 on any problem."""
+    """Check the store's structure, metadata and profile hash; exit 1 on any problem."""
     from .store.inspect import validate
 
     problems = validate(store)

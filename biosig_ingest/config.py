@@ -200,6 +200,10 @@ def resolve_profile(manifest: Manifest, profile: Profile) -> ResolvedProfile:
     )
     notch = profile.filters.notch
     notch_hz = manifest.mains_hz if notch == "mains" else notch
+    if notch_hz is not None and notch_hz >= profile.target_fs_hz / 2:
+        # at or above the target Nyquist the anti-alias filter already removes mains;
+        # recording None keeps the stored profile honest about what was applied
+        notch_hz = None
     return ResolvedProfile(
         corpus=manifest.corpus,
         modality=manifest.modality,

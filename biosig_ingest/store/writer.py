@@ -47,10 +47,9 @@ def open_for_writing(path: Path, rp: ResolvedProfile, root_attrs: dict[str, Any]
             )
         shutil.rmtree(path)
         shutil.rmtree(staging_root(path), ignore_errors=True)
-    elif path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise StoreError(f"{path} exists and is not a store; choose an empty or new path")
-        shutil.rmtree(path)
+    elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+        # never delete something that is not a store, --overwrite or not
+        raise StoreError(f"{path} exists and is not a biosig-ingest store; choose an empty or new path")
     root = zarr.open_group(str(path), mode="w", zarr_format=3)
     root.attrs[ATTRS_KEY] = root_attrs
     root.create_group(SHARDS)
