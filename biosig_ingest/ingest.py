@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -143,6 +144,7 @@ def ingest_shard(
     return writer.recordings
 
 
+@lru_cache(maxsize=1)
 def software_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in SOFTWARE:

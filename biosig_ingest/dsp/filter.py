@@ -41,19 +41,33 @@ class ZeroPhaseFilter:
         """Filter float32 ``x`` (channels, samples); edges padded by odd reflection."""
         if self.is_identity:
             return x
-        n = x.shape[-1]
+        buf, pad = self.buffer(x.shape[0], x.shape[-1])
+        buf[:, pad : pad + x.shape[-1]] = x
+        return self.apply_buffer(buf, pad, x.shape[-1])
+
+    def buffer(self, n_channels: int, n: int) -> tuple[np.ndarray, int]:
+        """A zeroed FFT buffer for ``n`` samples and the offset where they go.
+
+        Callers write the signal into ``buf[:, pad:pad + n]`` (saves a copy), then
+        call :meth:`apply_buffer`.
+        """
         pad = min(self.margin(), max(n - 1, 0))
+        # a margin of zeros after the pads keeps the circular wrap of the (not quite
+        # finite) impulse response from folding one end of the block onto the other
+        n_fft = sfft.next_fast_len(n + 2 * pad + self.margin(), real=True)
+        return np.zeros((n_channels, n_fft), np.float32), pad
+
+    def apply_buffer(self, buf: np.ndarray, pad: int, n: int) -> np.ndarray:
+        """Filter the samples in ``buf[:, pad:pad + n]``, transforming ``buf`` in place."""
+        n_fft = buf.shape[1]
+        x = buf[:, pad : pad + n]
         if pad:
-            left = 2 * x[:, :1] - x[:, pad:0:-1]
-            right = 2 * x[:, -1:] - x[:, -2 : -pad - 2 : -1]
-            xp = np.concatenate([left, x, right], axis=1)
-        else:
-            xp = x
-        n_fft = sfft.next_fast_len(xp.shape[1] + self.margin(), real=True)
-        spectrum = sfft.rfft(xp, n=n_fft, axis=1, workers=-1)
+            buf[:, :pad] = 2 * x[:, :1] - x[:, pad:0:-1]
+            buf[:, pad + n : pad + n + pad] = 2 * x[:, -1:] - x[:, -2 : -pad - 2 : -1]
+        spectrum = sfft.rfft(buf, axis=1, workers=-1, overwrite_x=True)
         spectrum *= self.response(n_fft)
-        y = sfft.irfft(spectrum, n=n_fft, axis=1, workers=-1)
-        return np.ascontiguousarray(y[:, pad : pad + n], dtype=np.float32)
+        y = sfft.irfft(spectrum, n=n_fft, axis=1, workers=-1, overwrite_x=True)
+        return y[:, pad : pad + n]
 
 
 @lru_cache(maxsize=32)

@@ -109,7 +109,11 @@ def harmonized_blocks(
     for o0 in range(0, n_out, core):
         o1 = min(n_out, o0 + core)
         p0, p1 = max(0, o0 - margin_out), min(n_out, o1 + margin_out)
-        chunk = np.empty((n_ch, p1 - p0), np.float32)
+        if zp.is_identity:
+            buf, pad = np.empty((n_ch, p1 - p0), np.float32), 0
+        else:  # resampled samples go straight into the filter's FFT buffer
+            buf, pad = zp.buffer(n_ch, p1 - p0)
+        chunk = buf[:, pad : pad + p1 - p0]
         n_sec = -(-(o1 - o0) // round(fs_out))
         clipped = np.zeros((n_ch, n_sec), np.int32)
         nans = np.zeros((n_ch, n_sec), np.int32)
@@ -117,15 +121,14 @@ def harmonized_blocks(
             in0, in1 = o0 * g.down // g.up, min(g.n_in, -(-o1 * g.down // g.up))
             a, b = max(0, in0 - m_in), min(g.n_in, in1 + m_in)
             x = rec.source.read(g.file_indices, a, b)
-            c_clip, c_nan = raw_counts(x[:, in0 - a : in1 - a], g.clip_low, g.clip_high, g.per_second)
+            c_clip, c_nan = raw_counts(x, g.clip_low, g.clip_high, g.per_second, in0 - a, in1 - a)
             k = min(n_sec, c_clip.shape[1])
             clipped[g.positions, :k] = c_clip[:, :k]
             nans[g.positions, :k] = c_nan[:, :k]
-            np.nan_to_num(x, copy=False)  # margins too: NaN would spread through the filter
             y = resample(x, g.up, g.down) if g.up != g.down else x
             y0 = a * g.up // g.down
             chunk[g.positions] = y[:, p0 - y0 : p1 - y0]
-        filtered = zp.apply(chunk)
+        filtered = chunk if zp.is_identity else zp.apply_buffer(buf, pad, p1 - p0)
         yield o0, filtered[:, o0 - p0 : o1 - p0], clipped, nans
 
 

@@ -13,35 +13,33 @@ FLAT, CLIPPED, NAN, IMPLAUSIBLE = 1, 2, 4, 8
 FLAG_NAMES = {FLAT: "flat", CLIPPED: "clipped", NAN: "nan", IMPLAUSIBLE: "implausible"}
 
 
-@numba.njit(parallel=True, cache=True)
-def raw_counts(x, lo, hi, seg):  # pragma: no cover - compiled
-    """Per channel and per ``seg`` samples: count samples at the ADC limits and NaNs.
+@numba.njit(parallel=True, cache=True, nogil=True)
+def raw_counts(x, lo, hi, seg, start, stop):  # pragma: no cover - compiled
+    """Per channel and per ``seg`` samples of ``x[:, start:stop]``: samples at the ADC limits, NaNs.
 
-    NaNs are replaced by 0 in place so that filters do not spread them.
+    NaNs anywhere in ``x`` are replaced by 0 in place so that filters do not spread them;
+    only the ``start:stop`` core is counted (block margins belong to the neighbours).
     """
     n_ch, n = x.shape
-    n_seg = (n + seg - 1) // seg
+    n_seg = (stop - start + seg - 1) // seg
     clipped = np.zeros((n_ch, n_seg), np.int32)
     nans = np.zeros((n_ch, n_seg), np.int32)
     for c in numba.prange(n_ch):
         low = lo[c]
         high = hi[c]
-        for s in range(n_seg):
-            k_clip = 0
-            k_nan = 0
-            for i in range(s * seg, min(n, (s + 1) * seg)):
-                v = x[c, i]
-                if v != v:
-                    k_nan += 1
-                    x[c, i] = 0.0
-                elif v <= low or v >= high:
-                    k_clip += 1
-            clipped[c, s] = k_clip
-            nans[c, s] = k_nan
+        row = x[c]
+        for i in range(n):
+            v = row[i]
+            if v != v:
+                row[i] = 0.0
+                if start <= i < stop:
+                    nans[c, (i - start) // seg] += 1
+            elif (v <= low or v >= high) and start <= i < stop:
+                clipped[c, (i - start) // seg] += 1
     return clipped, nans
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def window_stats(w):  # pragma: no cover - compiled
     """Standard deviation and peak-to-peak per (window, channel), one pass, float64 sums."""
     n_w, n_ch, n = w.shape

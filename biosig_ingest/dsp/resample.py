@@ -43,7 +43,7 @@ def output_length(n_in: int, up: int, down: int) -> int:
     return -(-(n_in * up) // down)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _polyphase(x, taps, up, down, half_len, out):  # pragma: no cover - compiled
     n_ch, n_in = x.shape
     n_out = out.shape[1]

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,7 @@ from .layout import ATTRS_KEY, SHARD_RE, SHARDS, label_array, shard_name, stagin
 def _compressor() -> BloscCodec:
     # lz4 + byte shuffle: fastest of the codecs measured on filtered float32 EEG
     # (see docs/store.md), decompresses at memory speed for the loaders.
-    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+    return BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
 
 
 def open_for_writing(path: Path, rp: ResolvedProfile, root_attrs: dict[str, Any], overwrite: bool) -> None:
@@ -82,38 +83,44 @@ class ShardWriter:
         self.staging = stage / f"{shard_name(index)}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.group = zarr.open_group(str(self.staging), mode="w", zarr_format=3)
         n_ch, n_t = len(rp.channels), rp.window_samples
-        c = self.chunk
-        self.arrays = {
-            "signals": self._array("signals", (n_ch, n_t), "float32", ["window", "channel", "time"], (c, n_ch, n_t)),
-            "recording": self._array("recording", (), "int32", ["window"], (c * 64,)),
-            "start_s": self._array("start_s", (), "float64", ["window"], (c * 64,)),
-            "qc": self._array("qc", (n_ch,), "uint8", ["window", "channel"], (c * 64, n_ch)),
-        }
-        for spec in labels:
-            name = label_array(spec.name)
-            if spec.kind == "categorical":
-                self.arrays[name] = self._array(name, (), "int16", ["window"], (c * 64,), fill=-1)
-            elif spec.kind == "multilabel":
-                k = len(spec.classes)
-                self.arrays[name] = self._array(name, (k,), "uint8", ["window", f"{spec.name}_class"], (c * 64, k))
-            else:
-                self.arrays[name] = self._array(name, (), "float32", ["window"], (c * 64,), fill=float("nan"))
-        self.buffers: dict[str, list[np.ndarray]] = {k: [] for k in self.arrays}
+        # Signals stream to disk in chunk-aligned batches of about 256 windows (few large
+        # Zarr writes); the small per-window columns stay in memory and are written once.
+        self.flush_windows = self.chunk * max(1, 256 // self.chunk)
+        self.signals = self.group.create_array(
+            "signals",
+            shape=(0, n_ch, n_t),
+            chunks=(self.chunk, n_ch, n_t),
+            dtype="float32",
+            dimension_names=["window", "channel", "time"],
+            compressors=[_compressor()],
+            fill_value=0.0,
+        )
+        self._pending: list[np.ndarray] = []  # signals not yet written
+        # Compression and file writes release the GIL: one writer thread overlaps them with
+        # the signal processing of the next block. Appends stay in order (one in flight).
+        self._io = ThreadPoolExecutor(max_workers=1)
+        self._inflight: Future | None = None
         self.buffered = 0
         self.written = 0
+        self.columns: dict[str, list[np.ndarray]] = {k: [] for k in self._column_specs()}
         self.recordings: list[dict[str, Any]] = []
         self._rec_first = 0
 
-    def _array(self, name, tail, dtype, dims, chunks, fill=0):
-        return self.group.create_array(
-            name,
-            shape=(0, *tail),
-            chunks=chunks,
-            dtype=dtype,
-            dimension_names=dims,
-            compressors=[_compressor()],
-            fill_value=fill,
-        )
+    def _column_specs(self) -> dict[str, tuple[str, list[str], Any]]:
+        """Per-window arrays besides signals: name -> (dtype, dimension names, fill value)."""
+        specs: dict[str, tuple[str, list[str], Any]] = {
+            "recording": ("int32", ["window"], 0),
+            "start_s": ("float64", ["window"], 0.0),
+            "qc": ("uint8", ["window", "channel"], 0),
+        }
+        for spec in self.labels:
+            if spec.kind == "categorical":
+                specs[label_array(spec.name)] = ("int16", ["window"], -1)
+            elif spec.kind == "multilabel":
+                specs[label_array(spec.name)] = ("uint8", ["window", f"{spec.name}_class"], 0)
+            else:
+                specs[label_array(spec.name)] = ("float32", ["window"], float("nan"))
+        return specs
 
     @property
     def n_windows(self) -> int:
@@ -124,15 +131,14 @@ class ShardWriter:
 
     def add_windows(self, signals: np.ndarray, start_s: np.ndarray, qc: np.ndarray, labels: Mapping[str, Any]) -> None:
         n = signals.shape[0]
-        row = len(self.recordings)
-        self.buffers["signals"].append(signals)
-        self.buffers["recording"].append(np.full(n, row, np.int32))
-        self.buffers["start_s"].append(start_s.astype(np.float64))
-        self.buffers["qc"].append(qc)
-        for spec in self.labels:
-            self.buffers[label_array(spec.name)].append(_label_values(spec, labels.get(spec.name), n))
+        self._pending.append(signals)
         self.buffered += n
-        if self.buffered >= self.chunk:
+        self.columns["recording"].append(np.full(n, len(self.recordings), np.int32))
+        self.columns["start_s"].append(start_s.astype(np.float64))
+        self.columns["qc"].append(qc)
+        for spec in self.labels:
+            self.columns[label_array(spec.name)].append(_label_values(spec, labels.get(spec.name), n))
+        if self.buffered >= self.flush_windows:
             self._flush(final=False)
 
     def end_recording(self, row: dict[str, Any]) -> None:
@@ -144,32 +150,59 @@ class ShardWriter:
         self.recordings.append(row)
 
     def _rollback(self, first: int) -> None:
+        for key, parts in self.columns.items():
+            self.columns[key] = [np.concatenate(parts)[:first]] if parts and first else []
         if first >= self.written:
             keep = first - self.written
-            for key, parts in self.buffers.items():
-                joined = np.concatenate(parts) if parts else None
-                self.buffers[key] = [joined[:keep]] if joined is not None and keep else []
+            pending = np.concatenate(self._pending) if self._pending else None
+            self._pending = [pending[:keep]] if pending is not None and keep else []
             self.buffered = keep
         else:
-            for key, arr in self.arrays.items():
-                arr.resize((first, *arr.shape[1:]))
-                self.buffers[key] = []
-            self.written, self.buffered = first, 0
+            self._wait()
+            self.signals.resize((first, *self.signals.shape[1:]))
+            self._pending, self.written, self.buffered = [], first, 0
 
     def _flush(self, final: bool) -> None:
         n = self.buffered if final else (self.buffered // self.chunk) * self.chunk
         if n == 0:
             return
-        for key, parts in self.buffers.items():
-            joined = np.concatenate(parts)
-            self.arrays[key].append(joined[:n])
-            self.buffers[key] = [joined[n:]] if joined.shape[0] > n else []
+        joined = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._wait()
+        self._inflight = self._io.submit(self.signals.append, joined[:n])
+        self._pending = [joined[n:]] if joined.shape[0] > n else []
         self.written += n
         self.buffered -= n
+
+    def _wait(self) -> None:
+        if self._inflight is not None:
+            self._inflight.result()  # re-raises a failed write here
+            self._inflight = None
+
+    def _write_columns(self) -> None:
+        n_ch = self.signals.shape[1]
+        for name, (dtype, dims, fill) in self._column_specs().items():
+            parts = self.columns[name]
+            if parts:
+                data = np.concatenate(parts)
+            else:
+                k = len(next(s for s in self.labels if label_array(s.name) == name).classes) if name.startswith("label_") and len(dims) == 2 else n_ch
+                data = np.zeros((0, k) if len(dims) == 2 else (0,), dtype=dtype)
+            self.group.create_array(
+                name,
+                shape=data.shape,
+                chunks=(max(1, min(len(data), 1 << 16)), *data.shape[1:]),
+                dtype=dtype,
+                dimension_names=dims,
+                compressors=[_compressor()],
+                fill_value=fill,
+            )[...] = data
 
     def commit(self) -> str:
         """Write the remaining windows and the recordings table, then rename into place."""
         self._flush(final=True)
+        self._wait()
+        self._io.shutdown()
+        self._write_columns()
         self.group.attrs[ATTRS_KEY] = {
             "shard": self.index,
             "plan_digest": self.plan_digest,
@@ -185,6 +218,7 @@ class ShardWriter:
         return final.name
 
     def abort(self) -> None:
+        self._io.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
