@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..config import ResolvedProfile
 from ..errors import HeaderError, UsageError
-from ..io.wfdb_source import WfdbSource
 from ..recording import RecordingRef, SignalSource
 from .base import CorpusAdapter
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class PtbXlAdapter(CorpusAdapter):
@@ -24,6 +25,8 @@ class PtbXlAdapter(CorpusAdapter):
     aliases = ("ptb-xl",)
 
     def discover(self, source: Path, rp: ResolvedProfile) -> list[RecordingRef]:
+        import pandas as pd
+
         db_path = Path(source) / "ptbxl_database.csv"
         st_path = Path(source) / "scp_statements.csv"
         for p in (db_path, st_path):
@@ -54,6 +57,8 @@ class PtbXlAdapter(CorpusAdapter):
         return sorted(refs, key=lambda r: r.recording_id)
 
     def open_source(self, ref: RecordingRef, rp: ResolvedProfile) -> SignalSource:
+        from ..io.wfdb_source import WfdbSource  # wfdb imports pandas: only when needed
+
         src = WfdbSource(ref.path, rp.unit)
         fs = rp.profile.source_fs_hz
         if fs is not None and any(abs(c.fs_hz - fs) > 1e-6 for c in src.channels):
@@ -62,6 +67,8 @@ class PtbXlAdapter(CorpusAdapter):
 
 
 def _labels(row: pd.Series, statements: pd.DataFrame) -> dict[str, Any]:
+    import pandas as pd
+
     codes = [c for c in ast.literal_eval(row["scp_codes"]) if c in statements.index]
     st = statements.loc[codes] if codes else statements.iloc[:0]
     diag = st[st["diagnostic"] == 1.0]

@@ -149,8 +149,9 @@ def window_recording(
     pending = np.empty((len(rec.selected), 0), np.float32)
     pending_start = 0  # output sample index of pending[:, 0]
     next_start = 0
-    clip_sec: list[np.ndarray] = []
+    clip_sec: list[np.ndarray] = []  # raw-sample counts per channel and second, from sec0
     nan_sec: list[np.ndarray] = []
+    sec0 = 0
     emitted = 0
     total = 0
     for o0, block, clipped, nans in harmonized_blocks(rec, rp, block_s):
@@ -178,12 +179,17 @@ def window_recording(
             share = np.empty((len(part), sig.shape[1]), np.float64)
             has_nan = np.empty((len(part), sig.shape[1]), bool)
             for j, s in enumerate(part):
-                s0, s1 = s // sec, -(-(s + w) // sec)
+                s0, s1 = s // sec - sec0, -(-(s + w) // sec) - sec0
                 share[j] = clip_all[:, s0:s1].sum(axis=1) / (per_second * max(1, s1 - s0))
                 has_nan[j] = nan_all[:, s0:s1].any(axis=1)
             flags = window_flags(sig, share, has_nan, qc.flat_std, qc.max_ptp, qc.clipped_fraction)
             emitted += len(part)
             yield WindowBatch(sig, np.asarray(part, np.float64) / fs_out, flags)
+        # seconds before the next window are never looked at again: keep memory flat
+        keep_from = min(next_start // sec - sec0, clip_all.shape[1])
+        if keep_from > 0:
+            clip_sec, nan_sec = [clip_all[:, keep_from:]], [nan_all[:, keep_from:]]
+            sec0 += keep_from
         drop = next_start - pending_start
         if drop >= pending.shape[1]:  # stride longer than the window: skip the gap
             pending = pending[:, :0]

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..config import SCHEMA_VERSION, ResolvedProfile
 from .layout import ATTRS_KEY, SHARDS, array, label_array
@@ -73,6 +72,8 @@ def summary(store: Store) -> dict[str, Any]:
 
 def validate(path: str | Path) -> list[str]:
     """Problems found in the store at ``path``; an empty list means valid."""
+    import pandas as pd
+
     problems: list[str] = []
     try:
         store = Store(path)

@@ -8,16 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import zarr
 
 from ..dsp.quality import FLAG_NAMES
 from ..errors import StoreError
 from .layout import ATTRS_KEY, SHARDS, array, label_array
 from .writer import committed_shards
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class Store:
     @cached_property
     def recordings(self) -> pd.DataFrame:
         """One row per recording, ok or failed, with its shard."""
+        import pandas as pd  # lazily: ingesting does not need pandas
+
         rows = []
         for s in self.shard_names:
             for row in self.shard_attrs[s]["recordings"]:
@@ -127,6 +131,8 @@ class Store:
     @cached_property
     def metadata(self) -> pd.DataFrame:
         """One row per window: recording, subject, session, split, start_s, labels, QC flags."""
+        import pandas as pd
+
         parts = []
         for k, s in enumerate(self.shard_names):
             g = self._groups[s]

@@ -85,7 +85,7 @@ class ShardWriter:
         n_ch, n_t = len(rp.channels), rp.window_samples
         # Signals stream to disk in chunk-aligned batches of about 256 windows (few large
         # Zarr writes); the small per-window columns stay in memory and are written once.
-        self.flush_windows = self.chunk * max(1, 256 // self.chunk)
+        self.flush_windows = self.chunk * max(1, 64 // self.chunk)
         self.signals = self.group.create_array(
             "signals",
             shape=(0, n_ch, n_t),
