@@ -19,6 +19,7 @@ def raw_counts(x, lo, hi, seg, start, stop):  # pragma: no cover - compiled
 
     NaNs anywhere in ``x`` are replaced by 0 in place so that filters do not spread them;
     only the ``start:stop`` core is counted (block margins belong to the neighbours).
+    Counting is branch-free so it vectorizes; the NaN fix-up pass runs only if needed.
     """
     n_ch, n = x.shape
     n_seg = (stop - start + seg - 1) // seg
@@ -28,39 +29,55 @@ def raw_counts(x, lo, hi, seg, start, stop):  # pragma: no cover - compiled
         low = lo[c]
         high = hi[c]
         row = x[c]
-        for i in range(n):
-            v = row[i]
-            if v != v:
-                row[i] = 0.0
-                if start <= i < stop:
-                    nans[c, (i - start) // seg] += 1
-            elif (v <= low or v >= high) and start <= i < stop:
-                clipped[c, (i - start) // seg] += 1
+        any_nan = 0
+        for s in range(n_seg):
+            k_clip = 0
+            k_nan = 0
+            for i in range(start + s * seg, min(stop, start + (s + 1) * seg)):
+                v = row[i]
+                k_clip += (v <= low) | (v >= high)
+                k_nan += v != v
+            clipped[c, s] = k_clip
+            nans[c, s] = k_nan
+            any_nan += k_nan
+        for i in range(start):
+            any_nan += row[i] != row[i]
+        for i in range(stop, n):
+            any_nan += row[i] != row[i]
+        if any_nan:
+            for i in range(n):
+                if row[i] != row[i]:
+                    row[i] = 0.0
     return clipped, nans
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def window_stats(w):  # pragma: no cover - compiled
-    """Standard deviation and peak-to-peak per (window, channel), one pass, float64 sums."""
+    """Standard deviation and peak-to-peak per (window, channel).
+
+    Two passes (mean, then squared deviations) keep float32 accurate for signals with
+    a large offset, such as unfiltered ECG; both vectorize.
+    """
     n_w, n_ch, n = w.shape
     std = np.empty((n_w, n_ch), np.float32)
     ptp = np.empty((n_w, n_ch), np.float32)
     for k in numba.prange(n_w * n_ch):
-        i = k // n_ch
-        c = k % n_ch
-        s = 0.0
-        s2 = 0.0
-        mn = np.inf
-        mx = -np.inf
+        row = w[k // n_ch, k % n_ch]
+        s = np.float32(0.0)
+        mn = row[0]
+        mx = row[0]
         for t in range(n):
-            v = np.float64(w[i, c, t])
+            v = row[t]
             s += v
-            s2 += v * v
             mn = min(mn, v)
             mx = max(mx, v)
         mean = s / n
-        std[i, c] = np.sqrt(max(s2 / n - mean * mean, 0.0))
-        ptp[i, c] = mx - mn
+        s2 = np.float32(0.0)
+        for t in range(n):
+            d = row[t] - mean
+            s2 += d * d
+        std[k // n_ch, k % n_ch] = np.sqrt(s2 / n)
+        ptp[k // n_ch, k % n_ch] = mx - mn
     return std, ptp
 
 
