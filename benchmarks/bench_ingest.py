@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, help="keep the files here (default: a temp dir, deleted)"
     )
     ap.add_argument("--skip-long", action="store_true", help="skip the long-recording RSS run")
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per pipeline (3)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per pipeline, best counts (5)")
     ap.add_argument("--warmup-minutes", type=float, default=2.0, help="warm-up recording (2)")
     ap.add_argument("--json", type=Path, help="write all numbers to this JSON file")
     args = ap.parse_args(argv)
