@@ -52,6 +52,13 @@ class QcSpec(_Model):
     flat_std: float | None = Field(None, ge=0, description="std below this is 'flat'")
     max_ptp: float | None = Field(None, gt=0, description="peak-to-peak above this is 'implausible'")
     clipped_fraction: float = Field(0.001, ge=0, le=1, description="share of samples at ADC limits")
+    nan_policy: Literal["zero", "keep", "drop"] = Field(
+        "zero",
+        description=(
+            "invalid (NaN) source samples: zero-fill and flag; keep NaN (sample-exact without "
+            "filtering or resampling, else the whole window-channel); or drop the recording"
+        ),
+    )
 
 
 DEFAULT_QC = {

@@ -46,6 +46,10 @@ class RecordTooShortError(RecordingError):
     """The recording is shorter than one window."""
 
 
+class InvalidSamplesError(RecordingError):
+    """The recording has invalid (NaN) samples and the profile's nan_policy is 'drop'."""
+
+
 class SecurityError(RecordingError):
     """An untrusted file tried something it must not (e.g. a pickle calling code)."""
 

@@ -20,10 +20,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import SCHEMA_VERSION, Profile, ResolvedProfile, resolve_profile
 from .corpora import CorpusAdapter, get_adapter
 from .dsp.channels import channel_table
 from .dsp.pipeline import window_recording
+from .dsp.quality import FLAG_NAMES
 from .errors import RecordingError, StoreError
 from .manifest import load_profile
 from .recording import RecordingRef
@@ -122,8 +125,12 @@ def ingest_shard(
                     source_channels=[m.label for m in rec.selected],
                     excluded_channels=rec.excluded,
                 )
-                for batch in window_recording(rec, rp):
+                totals: dict[str, np.ndarray] = {}
+                flags = np.zeros(len(rp.channels), np.uint8)
+                for batch in window_recording(rec, rp, totals=totals):
                     writer.add_windows(batch.signals, batch.start_s, batch.qc, ref.labels)
+                    flags |= np.bitwise_or.reduce(batch.qc, axis=0)
+                row.update(_qc_summary(rp.channels, flags, totals))
             except RecordingError as exc:
                 row.update(status="failed", error_type=exc.error_type, error=exc.one_line())
             except Exception as exc:  # a malformed file can break a third-party reader anywhere
@@ -142,6 +149,17 @@ def ingest_shard(
     finally:
         hasher.shutdown()
     return writer.recordings
+
+
+def _qc_summary(channels: list[str], flags: np.ndarray, totals: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per-recording QC columns: which channels were ever flagged, raw-sample counts."""
+    out: dict[str, Any] = {
+        f"{name}_channels": [c for c, f in zip(channels, flags, strict=True) if f & bit]
+        for bit, name in FLAG_NAMES.items()
+    }
+    for key in ("nan", "clipped"):
+        out[f"{key}_samples"] = int(np.sum(totals.get(key, 0)))
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -146,3 +146,33 @@ def test_quality_flags_mark_flat_clipped_nan_and_implausible_channels():
     assert qc[0, 3] & NAN == 0 and qc[1, 3] & NAN
     assert (qc[:, 4] & IMPLAUSIBLE).all()
     assert np.isfinite(w).all()  # NaN samples are zero-filled before filtering, and flagged
+
+
+def _rp_nan(policy, filtered):
+    from biosig_ingest.config import QcSpec
+
+    rp = _rp(["A", "B"], 200.0, hp=0.5 if filtered else None, lp=None, notch=None)
+    return rp.model_copy(update={"qc": QcSpec(flat_std=0.1, max_ptp=2000.0, nan_policy=policy)})
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_nan_policy_keep_leaves_nan_where_the_source_had_it(filtered):
+    a = np.random.default_rng(5).standard_normal(200 * 20) * 20
+    a[200 * 3 : 200 * 3 + 7] = np.nan
+    b = np.random.default_rng(6).standard_normal(200 * 20) * 20
+    w, _, qc = _windows(_recording([a, b], [200, 200], ["A", "B"]), _rp_nan("keep", filtered))
+    assert qc[0, 0] & NAN and not qc[1, 0] & NAN and not qc[:, 1].any() & NAN
+    assert np.isfinite(w[1]).all() and np.isfinite(w[:, 1]).all()
+    if filtered:  # samples were mixed by the filter: the whole window-channel is NaN
+        assert np.isnan(w[0, 0]).all()
+    else:  # nothing mixes samples: NaN exactly where the source had it
+        assert np.isnan(w[0, 0]).sum() == 7 and np.isnan(w[0, 0, 600:607]).all()
+
+
+def test_nan_policy_drop_fails_the_recording_with_a_typed_error():
+    from biosig_ingest.errors import InvalidSamplesError
+
+    a = np.zeros(200 * 20)
+    a[100] = np.nan
+    with pytest.raises(InvalidSamplesError, match="1 invalid samples in A"):
+        _windows(_recording([a, np.zeros(200 * 20)], [200, 200], ["A", "B"]), _rp_nan("drop", False))

@@ -41,6 +41,7 @@ def test_tuab_tree_with_le_and_ref_files_junk_channels_and_mixed_rates_ingests_i
         assert all(lab.endswith(f"-{f.reference}") for lab in row["source_channels"])
         assert "IBI" not in row["source_channels"] and "EEG ROC-REF" not in row["source_channels"]
         assert row["n_windows"] == int(f.duration_s // 10)
+        assert row["nan_channels"] == [] and row["nan_samples"] == 0 and row["flat_channels"] == []
     table = {c["name"]: c for c in store.attrs["channels"]}
     assert table["T7"]["original"] == "T3" and table["P8"]["original"] == "T6"
     assert table["Cz"]["position_m"] is not None and len(table["Cz"]["position_m"]) == 3

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import ResolvedProfile
-from ..errors import RecordTooShortError
+from ..errors import InvalidSamplesError, RecordTooShortError
 from ..recording import Recording
 from .filter import ZeroPhaseFilter
-from .quality import raw_counts, window_flags
+from .quality import NAN, raw_counts, window_flags
 from .resample import output_length, rational_ratio, resample, resample_margin
 
 
@@ -69,6 +69,13 @@ def _groups(rec: Recording, fs_out: float) -> list[_Group]:
     return groups
 
 
+def _keeps_nan_exactly(rp: ResolvedProfile, groups: list[_Group]) -> bool:
+    """NaN can stay in the samples only where nothing mixes neighbouring samples."""
+    f = rp.profile.filters
+    identity = f.highpass_hz is None and f.lowpass_hz is None and rp.notch_hz is None
+    return rp.qc.nan_policy == "keep" and identity and all(g.up == g.down for g in groups)
+
+
 def _block_seconds(block_s: float, rates: list[float]) -> int:
     """Whole seconds per block such that every rate gives whole samples per block."""
     k = max(1, round(block_s))
@@ -105,6 +112,7 @@ def harmonized_blocks(
     margin_out = max(m * g.up // g.down for m, g in zip(margins, groups, strict=True))
     margins = [margin_out * g.down // g.up for g in groups]
     n_ch = len(rec.selected)
+    exact_nan = _keeps_nan_exactly(rp, groups)
 
     for o0 in range(0, n_out, core):
         o1 = min(n_out, o0 + core)
@@ -121,7 +129,12 @@ def harmonized_blocks(
             in0, in1 = o0 * g.down // g.up, min(g.n_in, -(-o1 * g.down // g.up))
             a, b = max(0, in0 - m_in), min(g.n_in, in1 + m_in)
             x = rec.source.read(g.file_indices, a, b)
-            c_clip, c_nan = raw_counts(x, g.clip_low, g.clip_high, g.per_second, in0 - a, in1 - a)
+            c_clip, c_nan = raw_counts(x, g.clip_low, g.clip_high, g.per_second, in0 - a, in1 - a, not exact_nan)
+            if rp.qc.nan_policy == "drop" and c_nan.any():
+                bad = [rec.selected[p].canonical for p, k in zip(g.positions, c_nan.sum(axis=1), strict=True) if k]
+                raise InvalidSamplesError(
+                    f"{int(c_nan.sum())} invalid samples in {', '.join(str(b) for b in bad)} (nan_policy: drop)"
+                )
             k = min(n_sec, c_clip.shape[1])
             clipped[g.positions, :k] = c_clip[:, :k]
             nans[g.positions, :k] = c_nan[:, :k]
@@ -133,9 +146,17 @@ def harmonized_blocks(
 
 
 def window_recording(
-    rec: Recording, rp: ResolvedProfile, block_s: float | None = None, batch_windows: int = 256
+    rec: Recording,
+    rp: ResolvedProfile,
+    block_s: float | None = None,
+    batch_windows: int = 256,
+    totals: dict[str, np.ndarray] | None = None,
 ) -> Iterator[WindowBatch]:
-    """Windows of the harmonized recording with their start times and QC flags."""
+    """Windows of the harmonized recording with their start times and QC flags.
+
+    ``totals``, if given, receives per-channel counts of raw ``nan`` and ``clipped``
+    samples over the whole recording.
+    """
     fs_out = rp.profile.target_fs_hz
     sec = round(fs_out)
     w, stride = rp.window_samples, rp.stride_samples
@@ -145,6 +166,7 @@ def window_recording(
     for g in groups:
         per_second[g.positions] = g.per_second
     qc = rp.qc
+    nan_whole_window = qc.nan_policy == "keep" and not _keeps_nan_exactly(rp, groups)
 
     pending = np.empty((len(rec.selected), 0), np.float32)
     pending_start = 0  # output sample index of pending[:, 0]
@@ -156,6 +178,9 @@ def window_recording(
     total = 0
     for o0, block, clipped, nans in harmonized_blocks(rec, rp, block_s):
         total = o0 + block.shape[1]
+        if totals is not None:
+            for key, counts in (("nan", nans), ("clipped", clipped)):
+                totals[key] = totals.get(key, 0) + counts.sum(axis=1)
         clip_sec.append(clipped)
         nan_sec.append(nans)
         pending = block if pending.shape[1] == 0 else np.concatenate([pending, block], axis=1)
@@ -183,6 +208,8 @@ def window_recording(
                 share[j] = clip_all[:, s0:s1].sum(axis=1) / (per_second * max(1, s1 - s0))
                 has_nan[j] = nan_all[:, s0:s1].any(axis=1)
             flags = window_flags(sig, share, has_nan, qc.flat_std, qc.max_ptp, qc.clipped_fraction)
+            if nan_whole_window:  # zero-filled for filtering: mark the whole window-channel
+                sig[(flags & NAN) != 0] = np.nan
             emitted += len(part)
             yield WindowBatch(sig, np.asarray(part, np.float64) / fs_out, flags)
         # seconds before the next window are never looked at again: keep memory flat

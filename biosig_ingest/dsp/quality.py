@@ -14,10 +14,10 @@ FLAG_NAMES = {FLAT: "flat", CLIPPED: "clipped", NAN: "nan", IMPLAUSIBLE: "implau
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def raw_counts(x, lo, hi, seg, start, stop):  # pragma: no cover - compiled
+def raw_counts(x, lo, hi, seg, start, stop, fill):  # pragma: no cover - compiled
     """Per channel and per ``seg`` samples of ``x[:, start:stop]``: samples at the ADC limits, NaNs.
 
-    NaNs anywhere in ``x`` are replaced by 0 in place so that filters do not spread them;
+    If ``fill``, NaNs anywhere in ``x`` are replaced by 0 in place so filters do not spread them;
     only the ``start:stop`` core is counted (block margins belong to the neighbours).
     Counting is branch-free so it vectorizes; the NaN fix-up pass runs only if needed.
     """
@@ -44,7 +44,7 @@ def raw_counts(x, lo, hi, seg, start, stop):  # pragma: no cover - compiled
             any_nan += row[i] != row[i]
         for i in range(stop, n):
             any_nan += row[i] != row[i]
-        if any_nan:
+        if any_nan and fill:
             for i in range(n):
                 if row[i] != row[i]:
                     row[i] = 0.0
