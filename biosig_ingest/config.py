@@ -81,6 +81,9 @@ class Profile(_Model):
     dtype: Literal["float32"] = "float32"
     chunk_windows: int = Field(32, ge=1, description="windows per Zarr chunk")
     recordings_per_shard: int = Field(64, ge=1)
+    source_options: dict[str, Any] = Field(
+        {}, description="adapter-specific options (e.g. DEAP baseline handling); part of the hash"
+    )
     block_s: float = Field(300.0, gt=0, description="seconds processed at once (bounded memory)")
 
     @model_validator(mode="after")
@@ -91,10 +94,14 @@ class Profile(_Model):
         return self
 
 
+ChannelType = Literal["eeg", "ecg", "eog", "emg", "gsr", "resp", "ppg", "temp", "misc"]
+
+
 class ChannelEntry(_Model):
     native: str
     canonical: str
-    type: Literal["eeg", "ecg", "eog", "emg", "misc"]
+    type: ChannelType
+    unit: str | None = Field(None, description="stored unit; defaults to the modality's unit")
 
 
 class LabelSpec(_Model):
@@ -114,9 +121,22 @@ class LabelSpec(_Model):
 
 
 class SplitSpec(_Model):
+    """Official splits (``assign``: split -> values of ``column``) or, where a corpus has
+    none, a deterministic subject-wise split (``fractions``, ``seed``): see splits.py."""
+
     rule: str
     column: str
-    assign: dict[str, list[Any]]
+    assign: dict[str, list[Any]] = {}
+    fractions: dict[str, float] | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_method(self) -> SplitSpec:
+        if bool(self.assign) == bool(self.fractions):
+            raise ValueError("splits need either 'assign' (official) or 'fractions' (subject-wise)")
+        if self.fractions and abs(sum(self.fractions.values()) - 1) > 1e-9:
+            raise ValueError("split fractions must sum to 1")
+        return self
 
 
 class Manifest(_Model):

@@ -186,7 +186,7 @@ def root_attributes(adapter: CorpusAdapter, rp: ResolvedProfile) -> dict[str, An
         "window_mode": rp.profile.window.mode,
         "channels": channel_table(rp.channels, m.modality, rp.unit, m),
         "labels": [spec.model_dump(mode="json") for spec in m.labels],
-        "splits": m.splits.rule,
+        "splits": m.splits.model_dump(mode="json"),
         "profile": rp.model_dump(mode="json"),
         "profile_hash": rp.digest(),
         "manifest": {k: getattr(m, k) for k in ("name", "version", "homepage", "licence", "citation", "mains_hz")},

@@ -95,3 +95,18 @@ def test_channel_table_has_positions_for_10_20_electrodes():
     rows = {r["name"]: r for r in channel_table(m.channel_sets["ref21"], "eeg", "uV", m)}
     assert rows["Cz"]["position_m"][2] > 0.05  # the vertex is up
     assert rows["A1"]["position_m"] is not None and rows["T7"]["original"] == "T3"
+
+
+def test_subject_wise_split_is_deterministic_and_follows_the_fractions():
+    from biosig_ingest.config import SplitSpec
+    from biosig_ingest.splits import subject_split
+
+    spec = SplitSpec(rule="80/10/10 by subject", column="subject", fractions={"train": 0.8, "val": 0.1, "test": 0.1}, seed=7)
+    subjects = [f"s{i:04d}" for i in range(2000)]
+    splits = [subject_split(s, spec) for s in subjects]
+    assert splits == [subject_split(s, spec) for s in subjects]  # same answer every time
+    assert subject_split("s0001", spec) == subject_split("s0001", spec.model_copy(update={"rule": "x"}))
+    shares = {k: splits.count(k) / len(splits) for k in ("train", "val", "test")}
+    assert abs(shares["train"] - 0.8) < 0.03 and abs(shares["val"] - 0.1) < 0.02
+    other_seed = [subject_split(s, spec.model_copy(update={"seed": 8})) for s in subjects]
+    assert other_seed != splits

@@ -1,20 +1,42 @@
-"""Corpus adapters and their registry (built-ins plus the ``biosig_ingest.corpora`` entry points)."""
+"""Corpus adapters and their registry (built-ins plus the ``biosig_ingest.corpora`` entry points).
+
+Built-in adapters are imported on first use, so ``biosig`` starts fast and a corpus
+whose optional reader is missing does not break the others.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import entry_points
 
 from ..errors import UsageError
 from .base import CorpusAdapter
-from .ptbxl import PtbXlAdapter
-from .tuh import TuhAdapter
 
-BUILTIN: dict[str, type[CorpusAdapter]] = {cls.corpus: cls for cls in (PtbXlAdapter, TuhAdapter)}
+# corpus id -> "module:Class"; aliases are declared on the classes
+BUILTIN: dict[str, str] = {
+    "ptbxl": "biosig_ingest.corpora.ptbxl:PtbXlAdapter",
+    "tuh": "biosig_ingest.corpora.tuh:TuhAdapter",
+    "mimic-iv-ecg": "biosig_ingest.corpora.mimic:MimicAdapter",
+    "seed": "biosig_ingest.corpora.seed:SeedAdapter",
+    "seed-iv": "biosig_ingest.corpora.seed:SeedIvAdapter",
+    "deap": "biosig_ingest.corpora.deap:DeapAdapter",
+    "edf": "biosig_ingest.corpora.edf:EdfFolderAdapter",
+}
+
+
+def _load(target: str) -> type[CorpusAdapter]:
+    module, _, name = target.partition(":")
+    return getattr(import_module(module), name)
 
 
 def registry() -> dict[str, type[CorpusAdapter]]:
-    """Corpus id (and aliases) -> adapter class."""
-    found: dict[str, type[CorpusAdapter]] = dict(BUILTIN)
+    """Corpus id (and aliases) -> adapter class, for every adapter that imports."""
+    found: dict[str, type[CorpusAdapter]] = {}
+    for corpus, target in BUILTIN.items():
+        try:
+            found[corpus] = _load(target)
+        except (ImportError, AttributeError):
+            continue  # not built yet or its optional reader is missing
     for ep in entry_points(group="biosig_ingest.corpora"):
         if ep.name not in found:
             found[ep.name] = ep.load()
@@ -31,4 +53,4 @@ def get_adapter(corpus: str) -> CorpusAdapter:
     return table[corpus]()
 
 
-__all__ = ["CorpusAdapter", "PtbXlAdapter", "TuhAdapter", "get_adapter", "registry"]
+__all__ = ["BUILTIN", "CorpusAdapter", "get_adapter", "registry"]

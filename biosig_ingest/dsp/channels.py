@@ -91,6 +91,7 @@ def channel_table(channels: list[str], modality: str, unit: str, manifest: Manif
     """Rows of the store's channel table: name, type, unit, original name, 3-D position (m)."""
     originals = {entry.canonical: entry.native for entry in manifest.channels}
     types = {entry.canonical: entry.type for entry in manifest.channels}
+    units = {entry.canonical: entry.unit for entry in manifest.channels if entry.unit}
     positions = _standard_positions() if modality == "eeg" else {}
     rows = []
     for name in channels:
@@ -99,7 +100,7 @@ def channel_table(channels: list[str], modality: str, unit: str, manifest: Manif
             {
                 "name": name,
                 "type": types.get(name, modality),
-                "unit": unit,
+                "unit": units.get(name, unit),
                 "original": originals.get(name, name),
                 "position_m": list(pos) if pos is not None else None,
                 "position_frame": "MNE standard_1005 (head)" if pos is not None else None,
