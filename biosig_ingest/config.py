@@ -39,8 +39,12 @@ class FilterSpec(_Model):
 
 
 class WindowSpec(_Model):
-    mode: Literal["fixed", "record"] = Field(
-        "fixed", description="fixed: windows of duration_s every stride_s; record: one window per record"
+    mode: Literal["fixed", "record", "events"] = Field(
+        "fixed",
+        description=(
+            "fixed: windows of duration_s every stride_s; record: one window per record; "
+            "events: one window per annotated event, placed by the adapter (e.g. centred)"
+        ),
     )
     duration_s: float = Field(gt=0)
     stride_s: float | None = Field(None, gt=0, description="defaults to duration_s")

@@ -65,14 +65,35 @@ class SignalSource(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Annotation:
+    """A labelled interval from an annotation file or an EDF+ annotation channel."""
+
+    start_s: float
+    stop_s: float
+    label: str
+    channel: str | None = None  # None: the whole recording (TUSZ "TERM"), else a channel name
+
+
 @dataclass
 class Recording:
-    """An opened recording: the reader and which file channels make the store's channels."""
+    """An opened recording: the reader and which file channels make the store's channels.
+
+    ``selected`` are the file channels read (store order for referential profiles, the
+    electrodes for derived ones); ``derivation`` (outputs x selected), when set, mixes
+    them into the store's channels (bipolar montages). ``missing`` lists store channels
+    the file cannot provide and the profile masks (zeros, QC flag ``missing``).
+    """
 
     ref: RecordingRef
     source: SignalSource
-    selected: list[ChannelMatch]  # in store channel order
+    selected: list[ChannelMatch]
     excluded: list[str]  # file labels not used (junk, non-signal, not in the profile)
+    derivation: np.ndarray | None = None
+    missing: list[int] = field(default_factory=list)
+    annotations: list[Annotation] = field(default_factory=list)
+    window_starts_s: np.ndarray | None = None  # explicit window starts (event-centred windows)
+    warnings: list[str] = field(default_factory=list)  # for the run report, never fatal
 
     @property
     def duration_s(self) -> float:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-FLAT, CLIPPED, NAN, IMPLAUSIBLE = 1, 2, 4, 8
-FLAG_NAMES = {FLAT: "flat", CLIPPED: "clipped", NAN: "nan", IMPLAUSIBLE: "implausible"}
+FLAT, CLIPPED, NAN, IMPLAUSIBLE, MISSING = 1, 2, 4, 8, 16
+FLAG_NAMES = {FLAT: "flat", CLIPPED: "clipped", NAN: "nan", IMPLAUSIBLE: "implausible", MISSING: "missing"}
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
