@@ -79,6 +79,11 @@ class Profile(_Model):
     channel_set: str | list[str]
     target_fs_hz: float = Field(gt=0)
     source_fs_hz: float | None = Field(None, description="which native rate to read, where a corpus offers several")
+    missing_channels: Literal["error", "mask"] = Field(
+        "error",
+        description="a channel (or an electrode of a derived channel) the file lacks: fail the "
+        "recording, or store zeros flagged 'missing'",
+    )
     filters: FilterSpec = FilterSpec()
     window: WindowSpec
     qc: QcSpec | None = None
@@ -159,6 +164,9 @@ class Manifest(_Model):
     subject: str
     channels: list[ChannelEntry]
     channel_sets: dict[str, list[str]]
+    montages: dict[str, list[tuple[str, str]]] = Field(
+        {}, description="derived channel sets: name -> (anode, cathode) pairs of canonical electrodes"
+    )
     labels: list[LabelSpec]
     splits: SplitSpec
     profiles: dict[str, dict[str, Any]]
@@ -179,6 +187,10 @@ class Manifest(_Model):
             unknown = [c for c in chans if c not in canon]
             if unknown:
                 raise ValueError(f"channel set {set_name!r} names unknown channels {unknown}")
+        for name, pairs in self.montages.items():
+            unknown = [e for pair in pairs for e in pair if e not in canon]
+            if unknown or name in self.channel_sets:
+                raise ValueError(f"montage {name!r}: unknown electrodes {unknown} or name clash")
         for name in self.profiles:
             self.profile(name)
         return self
@@ -199,6 +211,7 @@ class ResolvedProfile(_Model):
     modality: Modality
     unit: str
     channels: list[str]
+    derivations: list[tuple[str, str]] | None = None  # (anode, cathode) per channel, bipolar
     profile: Profile
     notch_hz: float | None
     qc: QcSpec
@@ -224,11 +237,17 @@ class ResolvedProfile(_Model):
 
 
 def resolve_profile(manifest: Manifest, profile: Profile) -> ResolvedProfile:
-    channels = (
-        manifest.channel_sets[profile.channel_set]
-        if isinstance(profile.channel_set, str)
-        else list(profile.channel_set)
-    )
+    derivations = None
+    if isinstance(profile.channel_set, str) and profile.channel_set in manifest.montages:
+        derivations = [tuple(pair) for pair in manifest.montages[profile.channel_set]]
+        channels = [f"{a}-{b}" for a, b in derivations]
+    elif isinstance(profile.channel_set, str):
+        if profile.channel_set not in manifest.channel_sets:
+            known = sorted(manifest.channel_sets) + sorted(manifest.montages)
+            raise ValueError(f"unknown channel set {profile.channel_set!r} (known: {', '.join(known)})")
+        channels = manifest.channel_sets[profile.channel_set]
+    else:
+        channels = list(profile.channel_set)
     notch = profile.filters.notch
     notch_hz = manifest.mains_hz if notch == "mains" else notch
     if notch_hz is not None and notch_hz >= profile.target_fs_hz / 2:
@@ -240,6 +259,7 @@ def resolve_profile(manifest: Manifest, profile: Profile) -> ResolvedProfile:
         modality=manifest.modality,
         unit=MODALITY_UNIT[manifest.modality],
         channels=channels,
+        derivations=derivations,  # type: ignore[arg-type]
         profile=profile,
         notch_hz=notch_hz,
         qc=profile.qc or DEFAULT_QC[manifest.modality],

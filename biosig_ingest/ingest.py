@@ -63,6 +63,7 @@ class IngestReport:
     wall_s: float = 0.0
     errors: Counter = field(default_factory=Counter)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # recording_id, message
 
     @property
     def realtime_factor(self) -> float:
@@ -128,9 +129,11 @@ def ingest_shard(
                 totals: dict[str, np.ndarray] = {}
                 flags = np.zeros(len(rp.channels), np.uint8)
                 for batch in window_recording(rec, rp, totals=totals):
-                    writer.add_windows(batch.signals, batch.start_s, batch.qc, ref.labels)
+                    per_window = adapter.window_labels(rec, batch.start_s, batch.index, rp)
+                    writer.add_windows(batch.signals, batch.start_s, batch.qc, {**ref.labels, **per_window})
                     flags |= np.bitwise_or.reduce(batch.qc, axis=0)
                 row.update(_qc_summary(rp.channels, flags, totals))
+                row["missing_channels"] = [rp.channels[i] for i in rec.missing]
             except RecordingError as exc:
                 row.update(status="failed", error_type=exc.error_type, error=exc.one_line())
             except Exception as exc:  # a malformed file can break a third-party reader anywhere
@@ -138,6 +141,7 @@ def ingest_shard(
             finally:
                 if rec is not None:
                     rec.source.close()
+                    row["warnings"] = list(rec.warnings)
             row["sha256"], row["size_bytes"] = hashed.result()
             writer.end_recording(row)
             if on_recording is not None:
@@ -184,7 +188,7 @@ def root_attributes(adapter: CorpusAdapter, rp: ResolvedProfile) -> dict[str, An
         "window_samples": rp.window_samples,
         "stride_samples": rp.stride_samples,
         "window_mode": rp.profile.window.mode,
-        "channels": channel_table(rp.channels, m.modality, rp.unit, m),
+        "channels": channel_table(rp.channels, m.modality, rp.unit, m, rp.derivations),
         "labels": [spec.model_dump(mode="json") for spec in m.labels],
         "splits": m.splits.model_dump(mode="json"),
         "profile": rp.model_dump(mode="json"),
@@ -203,12 +207,13 @@ def ingest(
     *,
     limit: int | None = None,
     overwrite: bool = False,
+    subset: str | None = None,
     on_plan: Callable[[int, int], None] | None = None,
     on_recording: RecordingCallback | None = None,
 ) -> IngestReport:
     """Ingest ``corpus`` from ``source`` into the store at ``out``; see ``biosig ingest --help``."""
     t0 = time.perf_counter()
-    adapter = get_adapter(corpus)
+    adapter = get_adapter(corpus).for_source(Path(source), subset)
     prof = profile if isinstance(profile, Profile) else load_profile(adapter.manifest, profile)
     rp = resolve_profile(adapter.manifest, prof)
     refs = adapter.discover(Path(source), rp)
@@ -244,6 +249,8 @@ def ingest(
             report.recordings_failed += 1
             report.errors[row["error_type"]] += 1
             report.failures.append({k: row[k] for k in ("recording_id", "relpath", "error_type", "error")})
+        for message in row.get("warnings") or ():
+            report.warnings.append({"recording_id": row["recording_id"], "warning": message})
         if on_recording is not None:
             on_recording(row)
 

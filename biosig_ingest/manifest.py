@@ -18,13 +18,32 @@ def available_manifests() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-@cache
-def load_manifest(corpus: str) -> Manifest:
+# Keys whose mappings a child manifest extends rather than replaces (``inherits: tuh``).
+_MERGED_KEYS = ("channel_sets", "montages", "profiles", "extra")
+
+
+def _raw_manifest(corpus: str) -> dict:
     path = resources.files("biosig_ingest.manifests") / f"{corpus}.yaml"
     if not path.is_file():
         raise ManifestError(f"no manifest for corpus {corpus!r} (known: {', '.join(available_manifests())})")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    parent = data.pop("inherits", None)
+    if parent is None:
+        return data
+    merged = _raw_manifest(parent)
+    for key, value in data.items():
+        if key in _MERGED_KEYS and isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+@cache
+def load_manifest(corpus: str) -> Manifest:
+    """The validated manifest of ``corpus``; a manifest may extend another (``inherits``)."""
     try:
-        return Manifest.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        return Manifest.model_validate(_raw_manifest(corpus))
     except ValidationError as exc:
         raise ManifestError(f"manifests/{corpus}.yaml is invalid: {_first_error(exc)}") from exc
 

@@ -74,7 +74,7 @@ def test_demo_builds_valid_stores_and_prints_what_it_built(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     assert "invalid" not in result.output
-    for name, corpus in (("tuab.zarr", "tuh"), ("ptbxl.zarr", "ptbxl")):
+    for name, corpus in (("tuab.zarr", "tuab"), ("ptbxl.zarr", "ptbxl")):
         store = open_store(tmp_path / "demo" / name)
         assert len(store) > 0 and store.attrs["corpus"] == corpus
     assert "windows" in result.output and "TruncatedFileError" in result.output

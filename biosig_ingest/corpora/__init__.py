@@ -16,6 +16,11 @@ from .base import CorpusAdapter
 BUILTIN: dict[str, str] = {
     "ptbxl": "biosig_ingest.corpora.ptbxl:PtbXlAdapter",
     "tuh": "biosig_ingest.corpora.tuh:TuhAdapter",
+    "tuab": "biosig_ingest.corpora.tuh:TuabAdapter",
+    "tueg": "biosig_ingest.corpora.tuh:TuegAdapter",
+    "tuev": "biosig_ingest.corpora.tuh:TuevAdapter",
+    "tusz": "biosig_ingest.corpora.tuh:TuszAdapter",
+    "tuar": "biosig_ingest.corpora.tuh:TuarAdapter",
     "mimic-iv-ecg": "biosig_ingest.corpora.mimic:MimicAdapter",
     "seed": "biosig_ingest.corpora.seed:SeedAdapter",
     "seed-iv": "biosig_ingest.corpora.seed:SeedIvAdapter",

@@ -87,21 +87,39 @@ def _standard_positions() -> dict[str, tuple[float, float, float]]:
     return {name: (float(pos[0]), float(pos[1]), float(pos[2])) for name, pos in montage.get_positions()["ch_pos"].items()}
 
 
-def channel_table(channels: list[str], modality: str, unit: str, manifest: Manifest) -> list[dict]:
-    """Rows of the store's channel table: name, type, unit, original name, 3-D position (m)."""
+def channel_table(
+    channels: list[str],
+    modality: str,
+    unit: str,
+    manifest: Manifest,
+    derivations: list[tuple[str, str]] | None = None,
+) -> list[dict]:
+    """Rows of the store's channel table: name, type, unit, original name, 3-D position (m).
+
+    A derived (bipolar) channel has ``pair`` (anode, cathode), its position is the
+    midpoint of the two electrodes, its original name the corpus's spelling (F7-T3).
+    """
     originals = {entry.canonical: entry.native for entry in manifest.channels}
     types = {entry.canonical: entry.type for entry in manifest.channels}
     units = {entry.canonical: entry.unit for entry in manifest.channels if entry.unit}
     positions = _standard_positions() if modality == "eeg" else {}
     rows = []
-    for name in channels:
-        pos = positions.get(name)
+    for k, name in enumerate(channels):
+        pair = derivations[k] if derivations else None
+        if pair is not None:
+            ends = [positions.get(e) for e in pair]
+            pos = tuple((a + b) / 2 for a, b in zip(*ends, strict=True)) if all(ends) else None  # type: ignore[arg-type]
+            original = "-".join(originals.get(e, e) for e in pair)
+        else:
+            pos = positions.get(name)
+            original = originals.get(name, name)
         rows.append(
             {
                 "name": name,
-                "type": types.get(name, modality),
+                "type": types.get(pair[0] if pair else name, modality),
                 "unit": units.get(name, unit),
-                "original": originals.get(name, name),
+                "original": original,
+                "pair": list(pair) if pair else None,
                 "position_m": list(pos) if pos is not None else None,
                 "position_frame": "MNE standard_1005 (head)" if pos is not None else None,
             }

@@ -234,6 +234,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _label_values(spec: LabelSpec, value: Any, n: int) -> np.ndarray:
+    """Label arrays for ``n`` windows from one value for all, or per-window encoded rows."""
+    if isinstance(value, np.ndarray) and value.shape[:1] == (n,):
+        dtype = {"categorical": np.int16, "multilabel": np.uint8, "numeric": np.float32}[spec.kind]
+        return value.astype(dtype, copy=False)
     if spec.kind == "categorical":
         code = -1 if value is None else spec.classes.index(value)
         return np.full(n, code, np.int16)
