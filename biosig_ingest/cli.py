@@ -42,7 +42,9 @@ def _progress() -> Progress:
     )
 
 
-def run_ingest(corpus: str, source: Path, store: Path, profile: str, limit: int | None, overwrite: bool) -> Any:
+def run_ingest(
+    corpus: str, source: Path, store: Path, profile: str, limit: int | None, overwrite: bool, subset: str | None = None
+) -> Any:
     """Ingest with a progress bar; returns the :class:`IngestReport`."""
     import time
 
@@ -64,7 +66,10 @@ def run_ingest(corpus: str, source: Path, store: Path, profile: str, limit: int 
         progress.update(state["task"], advance=1, failed=state["failed"], windows=state["windows"], speed=f"{rate:,.0f}x realtime")
 
     with progress:
-        return ingest(corpus, source, store, profile, limit=limit, overwrite=overwrite, on_plan=on_plan, on_recording=on_recording)
+        return ingest(
+            corpus, source, store, profile, limit=limit, overwrite=overwrite, subset=subset,
+            on_plan=on_plan, on_recording=on_recording,
+        )
 
 
 def print_report(report: Any) -> None:
@@ -79,21 +84,26 @@ def print_report(report: Any) -> None:
         out.print(f"  [yellow]failed[/yellow] {f['relpath']}: {f['error_type']}: {f['error']}", highlight=False)
     if len(report.failures) > 20:
         out.print(f"  ... and {len(report.failures) - 20} more (see the store's recordings table)")
+    for w in report.warnings[:10]:
+        out.print(f"  [yellow]warning[/yellow] {w['recording_id']}: {w['warning']}", highlight=False)
+    if len(report.warnings) > 10:
+        out.print(f"  ... and {len(report.warnings) - 10} more warnings (recordings table, column warnings)")
 
 
 @app.command("ingest")
 def ingest_cmd(
-    corpus: str = typer.Argument(..., help="corpus id: ptbxl, tuh (see `biosig list`)"),
+    corpus: str = typer.Argument(..., help="corpus id: tuh, ptbxl, mimic-iv-ecg, seed, seed-iv, deap, edf (see `biosig list`)"),
     source: Path = typer.Option(..., "--source", help="root folder of the corpus"),
     store: Path = typer.Option(..., "--out", help="store to create or complete (a folder)"),
     profile: str = typer.Option("default", "--profile", help="profile name or a profile .yaml file"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="only the first N recordings"),
     strict: bool = typer.Option(False, "--strict", help="exit 1 if any recording failed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a store built with another profile"),
+    subset: str | None = typer.Option(None, "--subset", help="TUH subset (tueg, tuab, tuev, tusz, tuar); detected if omitted"),
 ) -> None:
     """Ingest a corpus into a harmonized Zarr store (re-running finishes or skips)."""
     try:
-        report = run_ingest(corpus, source, store, profile, limit, overwrite)
+        report = run_ingest(corpus, source, store, profile, limit, overwrite, subset)
     except (UsageError, StoreError) as exc:
         raise _fail(exc) from None
     print_report(report)

@@ -25,6 +25,7 @@ import numpy as np
 from .config import SCHEMA_VERSION, Profile, ResolvedProfile, resolve_profile
 from .corpora import CorpusAdapter, get_adapter
 from .dsp.channels import channel_table
+from .dsp.ecg import derived_lead_columns
 from .dsp.pipeline import window_recording
 from .dsp.quality import FLAG_NAMES
 from .errors import RecordingError, StoreError
@@ -33,6 +34,7 @@ from .recording import RecordingRef
 from .store.layout import staging_root
 from .store.writer import ShardWriter, committed_shards, open_for_writing
 
+MAX_ANNOTATIONS = 10_000  # per recording, in the recordings table
 SOFTWARE = ("biosig-ingest", "numpy", "scipy", "numba", "zarr", "pyedflib", "wfdb", "mne", "pydantic")
 
 
@@ -126,6 +128,8 @@ def ingest_shard(
                     source_channels=[m.label for m in rec.selected],
                     excluded_channels=rec.excluded,
                 )
+                if rp.modality == "ecg":  # limb-lead identities on the file's own samples (dsp/ecg.py)
+                    row.update(derived_lead_columns(rec, adapter.manifest))
                 totals: dict[str, np.ndarray] = {}
                 flags = np.zeros(len(rp.channels), np.uint8)
                 for batch in window_recording(rec, rp, totals=totals):
@@ -134,6 +138,11 @@ def ingest_shard(
                     flags |= np.bitwise_or.reduce(batch.qc, axis=0)
                 row.update(_qc_summary(rp.channels, flags, totals))
                 row["missing_channels"] = [rp.channels[i] for i in rec.missing]
+                row["annotations"] = [
+                    [a.start_s, round(a.stop_s - a.start_s, 6), a.label, a.channel] for a in rec.annotations[:MAX_ANNOTATIONS]
+                ]
+                if len(rec.annotations) > MAX_ANNOTATIONS:
+                    rec.warnings.append(f"{len(rec.annotations)} annotations, only the first {MAX_ANNOTATIONS} kept in the table")
             except RecordingError as exc:
                 row.update(status="failed", error_type=exc.error_type, error=exc.one_line())
             except Exception as exc:  # a malformed file can break a third-party reader anywhere

@@ -15,6 +15,8 @@ def test_every_manifest_and_profile_validates_and_hashes_stably():
     assert {"ptbxl", "tuh"} <= set(available_manifests())
     for corpus in available_manifests():
         m = load_manifest(corpus)
+        if corpus == "edf":  # its channel set 'auto' comes from the first file: see test_edf_corpus
+            continue
         for name in m.profiles:
             rp = resolve_profile(m, m.profile(name))
             assert rp.digest() == resolve_profile(m, m.profile(name)).digest()

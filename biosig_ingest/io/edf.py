@@ -1,4 +1,4 @@
-"""EDF/EDF+ reader: header parsed with NumPy, data records read block by block.
+"""EDF/EDF+/BDF reader: header parsed with NumPy, data records read block by block.
 
 Reads int16 data records straight from the file into a bounded buffer (no
 whole-file load, no memory map), so a 24-hour recording costs a few MB of RAM.
@@ -75,6 +75,7 @@ class EdfHeader:
     samples_per_record: np.ndarray
     is_edf_plus: bool
     discontinuous: bool
+    sample_bytes: int = 2  # 3 for BDF (24-bit)
 
     @property
     def record_samples(self) -> int:
@@ -102,10 +103,9 @@ def read_header(path: Path) -> EdfHeader:
             fixed = f.read(256)
             if len(fixed) < 256:
                 raise TruncatedFileError(f"{path.name}: {len(fixed)} bytes, shorter than an EDF header")
-            if fixed[:1] == b"\xff":
-                raise HeaderError(f"{path.name}: BDF (24-bit) files are not supported yet")
-            if fixed[:8].strip() != b"0":
-                raise HeaderError(f"{path.name}: not an EDF file (version field {fixed[:8]!r})")
+            is_bdf = fixed[:8] == b"\xffBIOSEMI"
+            if not is_bdf and fixed[:8].strip() != b"0":
+                raise HeaderError(f"{path.name}: not an EDF or BDF file (version field {fixed[:8]!r})")
             # bytes 8-168 (patient and recording identification) are never decoded
             reserved = _field(fixed[192:236], "reserved")
             header_bytes = int(_number(_field(fixed[184:192], ""), "header bytes", path))
@@ -142,7 +142,8 @@ def read_header(path: Path) -> EdfHeader:
     if duration <= 0 or np.any(spr <= 0):
         raise HeaderError(f"{path.name}: record duration {duration} s or samples per record not positive")
 
-    record_bytes = 2 * int(spr.sum())
+    sample_bytes = 3 if is_bdf else 2
+    record_bytes = sample_bytes * int(spr.sum())
     size = os.path.getsize(path)
     held = (size - header_bytes) // record_bytes
     if n_records < 0:  # -1: still recording when the header was written
@@ -163,8 +164,9 @@ def read_header(path: Path) -> EdfHeader:
         digital_min=dmin,
         digital_max=dmax,
         samples_per_record=spr,
-        is_edf_plus=reserved.startswith("EDF+"),
-        discontinuous=reserved.startswith("EDF+D"),
+        is_edf_plus=reserved.startswith(("EDF+", "BDF+")),
+        discontinuous=reserved.startswith(("EDF+D", "BDF+D")),
+        sample_bytes=sample_bytes,
     )
 
 
@@ -212,12 +214,7 @@ class EdfSource:
             if not np.isfinite(self._scale[i]):
                 raise UnitError(f"{self.path.name}: channel {h.labels[i]!r} has unit {h.physical_dim[i]!r}")
         r0, r1 = start // n, -(-stop // n)
-        self._file.seek(h.header_bytes + 2 * h.record_samples * r0)
-        count = (r1 - r0) * h.record_samples
-        raw = np.fromfile(self._file, dtype="<i2", count=count)
-        if raw.size < count:
-            raise TruncatedFileError(f"{self.path.name}: data ends before record {r1}")
-        records = raw.reshape(r1 - r0, h.record_samples)
+        records = self._records(r0, r1)
         gain_offset = [self._gain_offset32(i) for i in indices]
         out = np.empty((len(indices), stop - start), np.float32)
         _decode(
@@ -232,6 +229,45 @@ class EdfSource:
         )
         return out
 
+    def _records(self, r0: int, r1: int) -> np.ndarray:
+        """Data records ``r0:r1`` as integers, (records, samples per record)."""
+        h = self.header
+        self._file.seek(h.header_bytes + h.sample_bytes * h.record_samples * r0)
+        count = (r1 - r0) * h.record_samples
+        if h.sample_bytes == 2:
+            raw = np.fromfile(self._file, dtype="<i2", count=count)
+        else:  # BDF: little-endian 24-bit two's complement
+            b = np.fromfile(self._file, dtype=np.uint8, count=3 * count)
+            if b.size == 3 * count:
+                t = b.reshape(-1, 3).astype(np.int32)
+                raw = t[:, 0] | (t[:, 1] << 8) | (t[:, 2] << 16)
+                raw = np.where(raw >= 1 << 23, raw - (1 << 24), raw)
+            else:
+                raw = b[:0]
+        if raw.size < count:
+            raise TruncatedFileError(f"{self.path.name}: data ends before record {r1}")
+        return raw.reshape(r1 - r0, h.record_samples)
+
+    def annotations(self, max_records: int = 4096) -> list[tuple[float, float, str]]:
+        """EDF+ annotations as ``(onset_s, duration_s, text)``, read in bounded blocks.
+
+        Time-keeping entries (empty texts) are skipped. Onsets are relative to the file
+        start, as written.
+        """
+        h = self.header
+        channels = [i for i, label in enumerate(h.labels) if label.upper() in ANNOTATION_LABELS]
+        out: list[tuple[float, float, str]] = []
+        for r0 in range(0, h.n_records, max_records):
+            records = self._records(r0, min(h.n_records, r0 + max_records))
+            for i in channels:
+                n = int(h.samples_per_record[i])
+                cols = records[:, h.signal_offsets[i] : h.signal_offsets[i] + n]
+                width = "<i2" if h.sample_bytes == 2 else None
+                for row in cols:
+                    raw = row.astype(width).tobytes() if width else _bdf_bytes(row)
+                    out.extend(parse_tals(raw))
+        return out
+
     def close(self) -> None:
         self._file.close()
 
@@ -240,3 +276,29 @@ class EdfSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _bdf_bytes(row: np.ndarray) -> bytes:
+    v = row.astype(np.int64) & 0xFFFFFF
+    return np.stack([v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF], axis=1).astype(np.uint8).tobytes()
+
+
+def parse_tals(raw: bytes) -> list[tuple[float, float, str]]:
+    """Time-stamped annotation lists of one EDF+ record: ``+onset[\x15duration]\x14text\x14...\x00``."""
+    out = []
+    for tal in raw.split(b"\x00"):
+        if not tal.strip(b"\x00"):
+            continue
+        head, *texts = tal.split(b"\x14")
+        onset_text, _, duration_text = head.partition(b"\x15")
+        try:
+            onset = float(onset_text.decode("latin-1"))
+            duration = float(duration_text.decode("latin-1")) if duration_text else 0.0
+        except ValueError:
+            continue  # padding or a damaged entry: skip, the signal is still valid
+        for text in texts:
+            label = text.decode("utf-8", errors="replace").strip()
+            if label:
+                out.append((onset, duration, label))
+    return out
+
