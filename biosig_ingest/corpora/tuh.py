@@ -109,7 +109,7 @@ class TuhAdapter(CorpusAdapter):
         if name is None:
             return None
         parts = path.relative_to(edf_root).parts
-        subject = name.subject or f"eval_{parts[-2]}"  # TUEV eval names carry no subject
+        subject = name.subject or parts[-2]  # TUEV eval names carry no subject: its folder (NNN)
         split = self._split(parts, subject)
         if split is None:
             return None
