@@ -43,7 +43,15 @@ def _progress() -> Progress:
 
 
 def run_ingest(
-    corpus: str, source: Path, store: Path, profile: str, limit: int | None, overwrite: bool, subset: str | None = None
+    corpus: str,
+    source: Path,
+    store: Path,
+    profile: str,
+    limit: int | None,
+    overwrite: bool,
+    subset: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> Any:
     """Ingest with a progress bar; returns the :class:`IngestReport`."""
     import time
@@ -68,7 +76,7 @@ def run_ingest(
     with progress:
         return ingest(
             corpus, source, store, profile, limit=limit, overwrite=overwrite, subset=subset,
-            on_plan=on_plan, on_recording=on_recording,
+            workers=workers, scheduler=scheduler, on_plan=on_plan, on_recording=on_recording,
         )
 
 
@@ -100,10 +108,12 @@ def ingest_cmd(
     strict: bool = typer.Option(False, "--strict", help="exit 1 if any recording failed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a store built with another profile"),
     subset: str | None = typer.Option(None, "--subset", help="TUH subset (tueg, tuab, tuev, tusz, tuar); detected if omitted"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="local Dask worker processes (default: in-process)"),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786"),
 ) -> None:
     """Ingest a corpus into a harmonized Zarr store (re-running finishes or skips)."""
     try:
-        report = run_ingest(corpus, source, store, profile, limit, overwrite, subset)
+        report = run_ingest(corpus, source, store, profile, limit, overwrite, subset, workers, scheduler)
     except (UsageError, StoreError) as exc:
         raise _fail(exc) from None
     print_report(report)
@@ -187,3 +197,7 @@ def demo_cmd(
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+if __name__ == "__main__":  # python -m biosig_ingest.cli
+    main()

@@ -20,6 +20,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from .. import _failpoints as failpoints
 from ..config import LabelSpec, ResolvedProfile
 from ..errors import ProfileMismatchError, StoreError
 from .layout import ATTRS_KEY, SHARD_RE, SHARDS, label_array, shard_name, staging_root
@@ -211,9 +212,21 @@ class ShardWriter:
             "committed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         final = self.store / SHARDS / shard_name(self.index)
-        if final.exists():
-            raise StoreError(f"shard {final.name} was committed by another writer meanwhile")
-        os.replace(self.staging, final)  # the commit: atomic on one POSIX filesystem
+        failpoints.hit("commit-before-rename")
+        try:
+            # the commit: atomic on one POSIX filesystem, and it fails if the shard exists
+            # (rename(2) onto a non-empty directory), so a racing writer cannot clobber it
+            os.replace(self.staging, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            self.abort()
+            theirs = committed_shards(self.store).get(final.name, {})
+            if theirs.get("plan_digest") != self.plan_digest:
+                raise StoreError(f"shard {final.name} was committed meanwhile from another recording list") from None
+            self.recordings = list(theirs.get("recordings", []))  # optimistic commit: adopt theirs
+            return final.name
+        failpoints.hit("commit-after-rename")
         _fsync_dir(final.parent)
         return final.name
 
