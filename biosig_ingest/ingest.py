@@ -37,7 +37,7 @@ from .store.layout import staging_root
 from .store.writer import ShardWriter, committed_shards, open_for_writing
 
 MAX_ANNOTATIONS = 10_000  # per recording, in the recordings table
-SOFTWARE = ("biosig-ingest", "numpy", "scipy", "numba", "zarr", "pyedflib", "wfdb", "mne", "pydantic")
+SOFTWARE = ("biosig-ingest", "numpy", "scipy", "numba", "zarr", "pyedflib", "wfdb", "mne", "h5py", "pydantic")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,16 @@ def plan_shards(refs: Sequence[RecordingRef], per_shard: int) -> list[ShardTask]
 
 
 def _sha256_and_size(paths: Sequence[Path]) -> tuple[str | None, int | None]:
+    """Memoized on (path, mtime, size): the trials of one SEED/DEAP file are separate recordings."""
+    try:
+        stamps = tuple((st.st_mtime_ns, st.st_size) for st in (Path(p).stat() for p in paths))
+    except OSError:
+        return None, None
+    return _sha256_and_size_of(tuple(Path(p) for p in paths), stamps)
+
+
+@lru_cache(maxsize=8)
+def _sha256_and_size_of(paths: tuple[Path, ...], stamps: tuple[tuple[int, int], ...]) -> tuple[str | None, int | None]:
     digest, size = hashlib.sha256(), 0
     try:
         for p in paths:
