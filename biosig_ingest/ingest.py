@@ -131,6 +131,7 @@ def ingest_shard(
         for ref in task.refs:
             hashed: Future = hasher.submit(_sha256_and_size, ref.all_files)
             row: dict[str, Any] = {
+                **ref.columns,  # adapter metadata first: the core's columns win a name clash
                 "recording_id": ref.recording_id,
                 "subject": ref.subject,
                 "session": ref.session,

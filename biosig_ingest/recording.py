@@ -29,6 +29,7 @@ class RecordingRef:
     relpath: str  # posix path relative to the source root (what the store records)
     labels: Mapping[str, Any] = field(default_factory=dict)  # label column -> value(s)
     files: tuple[Path, ...] = ()  # every file of the recording (hashed); default (path,)
+    columns: Mapping[str, Any] = field(default_factory=dict)  # per-recording metadata for the recordings table
 
     @property
     def all_files(self) -> tuple[Path, ...]:

@@ -11,8 +11,8 @@ import os
 import posixpath
 import re
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,9 +73,8 @@ class MimicPath:
 @dataclass(frozen=True)
 class MimicRef(RecordingRef):
     """A study as listed: per-recording columns for the recordings table, and a refusal reason
-    when the listed path leaves the source root (then ``path`` is the root, never read)."""
+    when the listed path leaves the source root (then ``path`` names nothing, never read)."""
 
-    columns: Mapping[str, Any] = field(default_factory=dict)
     refused: str | None = None
 
 
@@ -153,7 +152,8 @@ class MimicAdapter(CorpusAdapter):
             )
             if rel is None:
                 refused = f"path {raw!r} from the metadata points outside the source root"
-                refs.append(MimicRef(path=root, relpath=raw, refused=refused, **common))
+                # a name that does not exist inside the root: nothing outside is hashed or opened
+                refs.append(MimicRef(path=root / f".refused-{study_id}", relpath=raw, refused=refused, **common))
                 continue
             refs.append(
                 MimicRef(path=root / rel, relpath=rel + ".hea", files=(root / f"{rel}.hea", root / f"{rel}.dat"), **common)

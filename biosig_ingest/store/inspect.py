@@ -18,6 +18,19 @@ REQUIRED_ROOT = (
 )
 
 
+def _recordings_flagged(recs: Any) -> dict[str, int]:
+    """Ok recordings with at least one channel in each per-recording QC list column."""
+    if not len(recs):
+        return {}
+    ok = recs[recs["status"] == "ok"]
+    skip = {"source_channels", "excluded_channels", "derived_checked_channels"}
+    return {
+        col.removesuffix("_channels"): int(ok[col].map(lambda v: isinstance(v, list) and len(v) > 0).sum())
+        for col in ok.columns
+        if col.endswith("_channels") and col not in skip
+    }
+
+
 def summary(store: Store) -> dict[str, Any]:
     """The stable JSON summary of ``biosig inspect --json``."""
     recs = store.recordings
@@ -67,6 +80,7 @@ def summary(store: Store) -> dict[str, Any]:
         "splits": {str(k): int(v) for k, v in meta["split"].value_counts().items()} if len(meta) else {},
         "subjects": int(meta["subject"].nunique()) if len(meta) else 0,
         "qc_windows_flagged": qc,
+        "qc_recordings_flagged": _recordings_flagged(recs),
     }
 
 

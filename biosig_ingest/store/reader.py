@@ -22,6 +22,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+class _ShardGroups(dict):
+    """Shard name -> its Zarr group, opened on first access."""
+
+    def __init__(self, root: Path):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name: str) -> zarr.Group:
+        group = self[name] = zarr.open_group(str(self.root / name), mode="r")
+        return group
+
+
 @dataclass(frozen=True)
 class WindowItem:
     signal: np.ndarray  # (channels, samples) float32
@@ -42,7 +54,7 @@ class Store:
         self.attrs: dict[str, Any] = dict(attrs)  # type: ignore[arg-type]
         self.shard_attrs = committed_shards(self.path)
         self.shard_names = list(self.shard_attrs)
-        self._groups = {name: zarr.open_group(str(self.path / SHARDS / name), mode="r") for name in self.shard_names}
+        self._groups = _ShardGroups(self.path / SHARDS)  # opened on first use: fast open of big stores
         sizes = [int(self.shard_attrs[n]["n_windows"]) for n in self.shard_names]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
