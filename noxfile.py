@@ -38,6 +38,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """End-to-end ingest benchmark against MNE (arguments after -- go to the script)."""
+    """Benchmarks: ingest against MNE (arguments after -- go to it), then DE features."""
+    # torch first, pinned: the CPU build on disk; anything that pulls torch in before would
+    # download the newest CUDA build (GBs)
+    session.install("torch==2.13.0")
     session.install(".")
+    # torcheeg 1.1.3 pins scipy<=1.10.1 (no wheel for this numpy): install it without its
+    # dependencies, plus the few its transforms import; only BandDifferentialEntropy is used
+    session.install("--no-deps", "torcheeg==1.1.3")
+    session.install("spectrum", "PyWavelets", "scikit-learn")
     session.run("python", "benchmarks/bench_ingest.py", *session.posargs)
+    session.run("python", "benchmarks/bench_features.py")

@@ -182,6 +182,14 @@ class Store:
             meta[f"qc_{name}"] = np.any((qc & bit) != 0, axis=1)  # type: ignore[assignment]
         return meta
 
+    # -- feature sets (biosig features) ----------------------------------------------
+    def features(self, name: str, measure: str = "de", indices: Any = None) -> np.ndarray:
+        """Feature ``measure`` of feature set ``name`` (``biosig features``) as (windows,
+        channels, bands) float32: every window, or global window ``indices`` (chunk-aware)."""
+        from ..features.store import read_features
+
+        return read_features(self, name, measure, indices)
+
     def to_xarray(self):  # pragma: no cover - thin wrapper, tested via xarray directly
         """All shards as one xarray Dataset (needs xarray)."""
         import xarray as xr
