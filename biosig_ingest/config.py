@@ -87,7 +87,11 @@ class Profile(_Model):
     filters: FilterSpec = FilterSpec()
     window: WindowSpec
     qc: QcSpec | None = None
-    dtype: Literal["float32"] = "float32"
+    dtype: Literal["float32", "float16", "int16"] = Field(
+        "float32",
+        description="how signals are stored: float32; float16; int16 codes with a float32 scale "
+        "and offset per window and channel (lossless for unfiltered digital samples); see docs/loading.md",
+    )
     chunk_windows: int = Field(32, ge=1, description="windows per Zarr chunk")
     recordings_per_shard: int = Field(64, ge=1)
     source_options: dict[str, Any] = Field(

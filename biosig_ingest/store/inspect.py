@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SCHEMA_VERSION, ResolvedProfile
+from .encoding import storage_dtype
 from .layout import ATTRS_KEY, SHARDS, array, label_array
 from .reader import Store
 
@@ -111,6 +112,8 @@ def validate(path: str | Path) -> list[str]:
         sa = store.shard_attrs[name]
         n = int(sa["n_windows"])
         expected = {"signals": (n, n_ch, n_t), "recording": (n,), "start_s": (n,), "qc": (n, n_ch)}
+        if store.encoding == "int16":
+            expected.update(signals_scale=(n, n_ch), signals_offset=(n, n_ch))
         for spec in store.label_specs:
             k = len(spec["classes"])
             expected[label_array(spec["name"])] = (n, k) if spec["kind"] == "multilabel" else (n,)
@@ -135,8 +138,15 @@ def validate(path: str | Path) -> list[str]:
                 problems.append(f"{name}: window recording index out of range")
             elif any(recs[i]["status"] != "ok" for i in np.unique(rows)):
                 problems.append(f"{name}: windows point at a failed recording")
-        if n and "signals" in g:
-            sig = np.asarray(array(g, "signals")[: min(n, 64)])
+        if "signals" in g and np.dtype(array(g, "signals").dtype) != storage_dtype(store.encoding):
+            problems.append(f"{name}/signals: dtype {array(g, 'signals').dtype}, the profile says {store.encoding}")
+        elif n and "signals" in g and all(k in g for k in expected):
+            first = int(store.offsets[store.shard_names.index(name)])
+            try:  # decoded as a reader sees them (int16: code * scale + offset)
+                sig = store.read(np.arange(first, first + min(n, 64)))
+            except Exception as exc:
+                problems.append(f"{name}/signals: cannot be read: {exc}")
+                continue
             nan_flag = np.asarray(array(g, "qc")[: min(n, 64)]) & 4
             if not np.isfinite(sig[nan_flag == 0]).all() if nan_flag.any() else not np.isfinite(sig).all():
                 problems.append(f"{name}: non-finite samples in windows not flagged NaN")

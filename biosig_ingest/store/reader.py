@@ -15,6 +15,8 @@ import zarr
 
 from ..dsp.quality import FLAG_NAMES
 from ..errors import StoreError
+from .chunks import ShardSignals
+from .encoding import gather
 from .layout import ATTRS_KEY, SHARDS, array, label_array
 from .writer import committed_shards
 
@@ -93,29 +95,43 @@ class Store:
         return self.shard_names[k], index - int(self.offsets[k])
 
     def __getitem__(self, index: int) -> WindowItem:
-        shard, local = self._locate(int(index))
-        signal = array(self._groups[shard], "signals")[local]
-        return WindowItem(signal=np.asarray(signal), metadata={str(k): v for k, v in self.metadata.iloc[int(index) % len(self)].items()})
+        self._locate(int(index))  # IndexError out of range
+        signal = self.read([int(index)])[0]
+        return WindowItem(signal=signal, metadata={str(k): v for k, v in self.metadata.iloc[int(index) % len(self)].items()})
 
     def read(self, indices: Any) -> np.ndarray:
-        """Signals for global window ``indices`` (any order), each chunk decompressed once."""
+        """float32 signals for global window ``indices`` (any order), each chunk decompressed once
+        (int16 and float16 stores decoded, docs/loading.md)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError("window index out of range")
         idx = idx % max(len(self), 1)
         out = np.empty((idx.size, len(self.channels), self.window_samples), np.float32)
         shard_of = np.searchsorted(self.offsets, idx, side="right") - 1
+        identity = np.arange(len(self.channels), dtype=np.int64)
         for k in np.unique(shard_of):
-            arr = array(self._groups[self.shard_names[k]], "signals")
-            chunk = arr.chunks[0]
+            sig = self._signals[self.shard_names[k]]
+            scale, offset = sig.scale_offset()
+            block, scratch = sig.new_block(), bytearray()
             sel = np.nonzero(shard_of == k)[0]
             local = idx[sel] - self.offsets[k]
-            for c in np.unique(local // chunk):
-                in_chunk = (local // chunk) == c
-                lo = int(c * chunk)
-                block = np.asarray(arr[lo : min(lo + chunk, arr.shape[0])])
-                out[sel[in_chunk]] = block[local[in_chunk] - lo]
+            for c in np.unique(local // sig.chunk_windows):
+                in_chunk = (local // sig.chunk_windows) == c
+                lo = int(c * sig.chunk_windows)
+                sig.read_chunk(int(c), block, scratch)
+                rows = local[in_chunk] - lo
+                zeros = np.zeros(len(rows), np.int64)
+                gather(block[None], zeros, rows, out, sel[in_chunk], identity, scale, offset, rows + lo)
         return out
+
+    @property
+    def encoding(self) -> str:
+        """How ``signals`` is stored: ``float32``, ``float16`` or ``int16`` (+ scale, offset)."""
+        return str(self.attrs["profile"]["profile"].get("dtype", "float32"))
+
+    @cached_property
+    def _signals(self) -> dict[str, ShardSignals]:
+        return {name: ShardSignals(self._groups[name]) for name in self.shard_names}
 
     def label_array(self, name: str) -> np.ndarray:
         """The raw label array across shards (codes, multi-hot rows or numbers)."""
@@ -182,14 +198,6 @@ class Store:
             meta[f"qc_{name}"] = np.any((qc & bit) != 0, axis=1)  # type: ignore[assignment]
         return meta
 
-    # -- feature sets (biosig features) ----------------------------------------------
-    def features(self, name: str, measure: str = "de", indices: Any = None) -> np.ndarray:
-        """Feature ``measure`` of feature set ``name`` (``biosig features``) as (windows,
-        channels, bands) float32: every window, or global window ``indices`` (chunk-aware)."""
-        from ..features.store import read_features
-
-        return read_features(self, name, measure, indices)
-
     def to_xarray(self):  # pragma: no cover - thin wrapper, tested via xarray directly
         """All shards as one xarray Dataset (needs xarray)."""
         import xarray as xr
@@ -197,6 +205,14 @@ class Store:
         parts = [xr.open_zarr(str(self.path), group=f"{SHARDS}/{s}", consolidated=False) for s in self.shard_names]
         ds = xr.concat(parts, dim="window") if parts else xr.Dataset()
         return ds.assign_coords(channel=self.channels)
+
+    # -- feature sets (biosig features) ----------------------------------------------
+    def features(self, name: str, measure: str = "de", indices: Any = None) -> np.ndarray:
+        """Feature ``measure`` of feature set ``name`` (``biosig features``) as (windows,
+        channels, bands) float32: every window, or global window ``indices`` (chunk-aware)."""
+        from ..features.store import read_features
+
+        return read_features(self, name, measure, indices)
 
 
 def open_store(path: str | Path) -> Store:
