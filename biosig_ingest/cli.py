@@ -235,6 +235,125 @@ def features_cmd(
     )
 
 
+def _require_torch() -> None:
+    """The tokenizer commands need PyTorch; without it, one line and exit 2."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        console.print('[red]error:[/red] this command needs PyTorch: pip install "biosig-ingest[torch]"', highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command("pretrain")
+def pretrain_cmd(
+    stores: list[Path] = typer.Option(..., "--store", help="store folder (repeat for a mixture of stores)"),
+    run_dir: Path = typer.Option(..., "--out", help="run folder: created, or resumed from its newest checkpoint"),
+    config: Path | None = typer.Option(None, "--config", help="YAML/JSON with model: and train: sections (docs/tokenizer.md)"),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda"),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="total training steps (overrides the config)"),
+) -> None:
+    """Pretrain the discrete tokenizer on the stores' training windows (re-running resumes)."""
+    _require_torch()
+    from .tokenizer.config import load_config
+    from .tokenizer.train import pretrain
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task: dict[str, Any] = {}
+
+    def on_start(total: int, start: int) -> None:
+        task["id"] = progress.add_task(f"pretrain -> {run_dir.name}", total=total, completed=start, loss="-", speed="")
+
+    def on_log(record: dict[str, Any]) -> None:
+        progress.update(task["id"], completed=record["step"], loss=f"{record['loss']:.4f}", speed=f"{record['tokens_per_s']:,.0f} tokens/s")
+
+    try:
+        cfg = load_config(config) if config is not None else None
+        with progress:
+            report = pretrain(stores, run_dir, cfg, device=device, steps=steps, on_start=on_start, on_log=on_log)
+    except (UsageError, StoreError) as exc:
+        raise _fail(exc) from None
+    last = report.last or {}
+    first = report.first or {}
+    out.print(
+        f"pretrain [bold]{run_dir}[/bold] on {report.device}: steps {report.start_step} -> {report.steps}, "
+        f"{report.n_parameters:,} parameters, {report.wall_s:.1f} s",
+        highlight=False,
+    )
+    if last:
+        out.print(
+            f"  loss {first.get('loss', float('nan')):.4f} -> {last['loss']:.4f} (reconstruction {last.get('recon', float('nan')):.4f}); "
+            f"codes used {', '.join(f'{u:.0%}' for u in last.get('codes_used', []))}; {last.get('tokens_per_s', 0):,.0f} tokens/s",
+            highlight=False,
+        )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run_dir: Path = typer.Option(..., "--run", help="run folder of `biosig pretrain`"),
+    store: Path = typer.Option(..., "--store", help="store to evaluate on (its test split, or held-out subjects)"),
+    out_dir: Path | None = typer.Option(None, "--out", help="report folder (default RUN/eval/<store>)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    max_windows: int = typer.Option(2000, "--max-windows", min=1, help="evaluate and fit probes on at most this many windows each, evenly spaced"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object"),
+) -> None:
+    """Reconstruction error, codebook usage, speed and linear probes (vs DE and a random tokenizer)."""
+    _require_torch()
+    from .tokenizer.evaluation import evaluate
+
+    try:
+        report = evaluate(run_dir, store, out_dir, device=device, max_windows=max_windows)
+    except (UsageError, StoreError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    rt, ri = report["reconstruction"]["trained"], report["reconstruction"]["initial"]
+    out.print(f"evaluate [bold]{run_dir}[/bold] (step {report['step']}) on {report['store']}: {report['windows']['test']} windows ({report['windows']['test_from']})", highlight=False)
+    out.print(f"  reconstruction loss {rt['loss']:.4f} (initial model {ri['loss']:.4f}); spectrum NMSE {rt['spectrum_nmse']['all']:.4f}", highlight=False)
+    for row in report["codebook"]["trained"]:
+        out.print(f"  codebook level {row['level']}: {row['used']}/{row['size']} codes used, perplexity {row['perplexity']:.1f}", highlight=False)
+    table = Table("label", "metric", "chance", "tokens", "DE", "random tokenizer")
+    for p in report["probes"]:
+        key = "r2" if p["kind"] == "numeric" else "balanced_accuracy"
+        cells = [f"{p[n][key]:.3f}" if isinstance(p.get(n), dict) and key in p[n] else "-" for n in ("tokens", "de", "random_tokenizer")]
+        table.add_row(p["label"], p.get("metric", ""), f"{p.get('chance', float('nan')):.3f}", *cells)
+    out.print(table)
+    files = report["files"]
+    out.print(f"  wrote {files['json']}, {files['markdown']}" + (f", {files['png']}" if files.get("png") else f" ({report.get('png_missing')})"), highlight=False)
+
+
+@app.command("tokenize")
+def tokenize_cmd(
+    run_dir: Path = typer.Option(..., "--run", help="run folder of `biosig pretrain`"),
+    store: Path = typer.Option(..., "--store", help="store to write the token set into"),
+    name: str | None = typer.Option(None, "--name", help="token set name (default <run folder>-step<N>)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+) -> None:
+    """Write the code indices of every window into each shard as token set tokens_<name> (re-running skips)."""
+    _require_torch()
+    from .tokenizer.encode import tokenize_store
+
+    try:
+        report = tokenize_store(run_dir, store, name, device=device)
+    except (UsageError, StoreError) as exc:
+        raise _fail(exc) from None
+    out.print(
+        f"tokens [bold]{report.name}[/bold] (step {report.step}) -> {report.store}\n"
+        f"  shards written {report.shards_written}, already there {report.shards_skipped}; "
+        f"windows {report.windows_written}, {report.tokens_per_s:,.0f} tokens/s",
+        highlight=False,
+    )
+
+
 def main() -> None:  # pragma: no cover
     app()
 
