@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..config import Manifest, ResolvedProfile
-from ..dsp.channels import ChannelMatch, match_channels
+from ..dsp.channels import ChannelMatch, find_channels, match_channels
 from ..errors import ChannelError, UsageError
 from ..manifest import load_manifest
 from ..recording import Recording, RecordingRef, SignalSource
@@ -64,23 +64,16 @@ def _plan_channels(
     matches: list[ChannelMatch], rp: ResolvedProfile
 ) -> tuple[list[ChannelMatch], np.ndarray | None, list[int]]:
     """File channels to read, the derivation (outputs x read) if not plain selection, masked outputs."""
-    by_name: dict[str, list[ChannelMatch]] = {}
-    for m in matches:
-        if m.canonical is not None:
-            by_name.setdefault(m.canonical, []).append(m)
     wanted = [e for pair in rp.derivations for e in pair] if rp.derivations else list(rp.channels)
     electrodes = list(dict.fromkeys(wanted))  # unique, in order of first use
-    ambiguous = [n for n in electrodes if len(by_name.get(n, [])) > 1]
-    if ambiguous:
-        detail = "; ".join(f"{n}: {[m.label for m in by_name[n]]}" for n in ambiguous)
-        raise ChannelError(f"several file channels map to {detail}")
+    by_name = find_channels(matches, electrodes)
     absent = [n for n in electrodes if n not in by_name]
     if absent and rp.profile.missing_channels == "error":
         raise ChannelError(f"missing channels {', '.join(absent)}")
     present = [n for n in electrodes if n in by_name]
     if not present:
         raise ChannelError(f"none of the profile's channels is in the file (missing {', '.join(absent)})")
-    selected = [by_name[n][0] for n in present]
+    selected = [by_name[n] for n in present]
     column = {n: k for k, n in enumerate(present)}
     if rp.derivations:
         derivation = np.zeros((len(rp.derivations), len(present)), np.float32)

@@ -61,20 +61,29 @@ def _looks_eeg(label: str) -> bool:
     return not text.startswith(("ECG", "EKG", "EMG", "EOG", "RESP", "PHOTIC"))
 
 
-def select_channels(matches: list[ChannelMatch], wanted: list[str]) -> list[ChannelMatch]:
-    """The matches for ``wanted`` canonical names, in that order; a clear error otherwise."""
+def find_channels(matches: list[ChannelMatch], wanted: list[str]) -> dict[str, ChannelMatch]:
+    """The file channel of each ``wanted`` canonical name present in the file.
+
+    Absent names are left out; a name two file channels map to is a ``ChannelError``.
+    """
     by_name: dict[str, list[ChannelMatch]] = {}
     for m in matches:
         if m.canonical is not None:
             by_name.setdefault(m.canonical, []).append(m)
-    missing = [name for name in wanted if name not in by_name]
-    if missing:
-        raise ChannelError(f"missing channels {', '.join(missing)}")
-    ambiguous = [name for name in wanted if len(by_name[name]) > 1]
+    ambiguous = [name for name in wanted if len(by_name.get(name, [])) > 1]
     if ambiguous:
         detail = "; ".join(f"{n}: {[m.label for m in by_name[n]]}" for n in ambiguous)
         raise ChannelError(f"several file channels map to {detail}")
-    return [by_name[name][0] for name in wanted]
+    return {name: by_name[name][0] for name in wanted if name in by_name}
+
+
+def select_channels(matches: list[ChannelMatch], wanted: list[str]) -> list[ChannelMatch]:
+    """The matches for ``wanted`` canonical names, in that order; a clear error otherwise."""
+    found = find_channels(matches, wanted)
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise ChannelError(f"missing channels {', '.join(missing)}")
+    return [found[name] for name in wanted]
 
 
 @lru_cache(maxsize=1)
