@@ -207,7 +207,8 @@ def features_cmd(
     smoothing_windows: int = typer.Option(5, "--smoothing-windows", help="moving_average: windows, odd"),
     measures: str = typer.Option("de,log_power,power,relative_power", "--measures", help="arrays to write"),
     name: str | None = typer.Option(None, "--name", help="feature set name (default: estimator-<hash of the parameters>)"),
-    workers: int = typer.Option(1, "--workers", min=1, help="processes, one shard each at a time"),
+    workers: int = typer.Option(1, "--workers", min=1, help="local Dask worker processes, one shard each at a time (default: in-process)"),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786"),
 ) -> None:
     """Differential entropy and band power per window, channel and band, into every shard (re-running skips)."""
     from .features import FeatureSpec, compute_features, parse_bands
@@ -224,7 +225,7 @@ def features_cmd(
             smoothing_windows=smoothing_windows,
             measures=tuple(m.strip() for m in measures.split(",") if m.strip()),
         )
-        report = compute_features(store, spec, name=name, workers=workers)
+        report = compute_features(store, spec, name=name, workers=workers, scheduler=scheduler)
     except (UsageError, StoreError) as exc:
         raise _fail(exc) from None
     out.print(

@@ -309,19 +309,6 @@ def test_feature_computation_resumes_after_a_crash_and_nothing_partial_is_visibl
     assert validate(store_copy) == []
 
 
-def test_one_and_two_worker_processes_give_identical_arrays(tuab_store, tmp_path):
-    path, _ = tuab_store
-    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
-    shutil.copytree(path, a)
-    shutil.copytree(path, b)
-    spec = FeatureSpec(smoothing="lds")
-    one = compute_features(a, spec, workers=1)
-    two = compute_features(b, spec, workers=2)
-    assert one.name == two.name and two.shards_written == one.shards_written >= 2
-    for m, arr in _arrays(a, one.name).items():
-        np.testing.assert_array_equal(_arrays(b, two.name)[m], arr)
-
-
 def test_the_shard_task_is_pure_and_skips_a_committed_shard(store_copy):
     st = open_store(store_copy)
     spec = FeatureSpec(measures=("de",))

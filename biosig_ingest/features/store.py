@@ -8,8 +8,9 @@ shards/s00000/features_<name>/     group; attributes["biosig"]: spec, digest, ba
   relative_power  (window, channel, band) float32
 ```
 
-``compute_shard`` is a pure task (paths and a spec dict in, a summary dict out), so a process
-pool or a Dask scheduler can run it; a shard already holding the set is skipped.
+``compute_shard`` is a pure task (paths and a spec dict in, a summary dict out), run one per
+shard in this process or on Dask (``parallel.run_tasks``); a shard already holding the set is
+skipped, so a retried or racing task is harmless.
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from ..errors import StoreError, UsageError
+from ..parallel import run_tasks, task_key
 from ..store.layout import ATTRS_KEY, SHARDS, array, staging_root
 from ..store.reader import Store
 from .de import BandPower, FeatureSpec, _as_windows, _band_power, check_spec, measures
@@ -187,21 +187,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _init_worker(threads: int) -> None:
-    import numba
-
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
-
-
 def compute_features(
     store: str | Path,
     spec: FeatureSpec | None = None,
     name: str | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     on_shard: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    scheduler: str | None = None,
+    client: Any = None,
 ) -> FeaturesReport:
     """Compute feature set ``name`` (default: derived from the spec's digest) in every committed
-    shard that lacks it; ``workers`` > 1 runs shards in a pool of processes."""
+    shard that lacks it, one task per shard.
+
+    In this process by default; ``workers`` > 1 runs the shards on a local Dask cluster of that
+    many processes; ``scheduler`` (an address) or ``client`` (a ``distributed.Client``) uses an
+    existing one, whose workers must see the store at the same path. The arrays are the same
+    whichever runs them.
+    """
     t0 = time.perf_counter()
     spec = spec or FeatureSpec()
     st = Store(store)
@@ -217,7 +220,10 @@ def compute_features(
         else:
             report.shards.append(_already(existing, digest, name, shard, time.perf_counter()))
             report.shards_skipped += 1
-    args = [(str(st.path), shard, spec.to_dict(), name) for shard in todo]
+    calls = [
+        (task_key("features", st.path, shard, name, digest), (str(st.path), shard, spec.to_dict(), name))
+        for shard in todo
+    ]
 
     def done(res: dict[str, Any]) -> None:
         report.shards.append(res)
@@ -229,16 +235,10 @@ def compute_features(
         if on_shard is not None:
             on_shard(res)
 
-    if workers <= 1 or len(args) <= 1:
-        for a in args:
-            done(compute_shard(*a))
-    else:
-        n_proc = min(workers, len(args))
-        # spawn, not fork: numba's threading layer must not be forked once started
-        threads = max(1, (os.cpu_count() or 1) // n_proc)
-        with ProcessPoolExecutor(n_proc, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)) as pool:
-            for fut in as_completed([pool.submit(compute_shard, *a) for a in args]):
-                done(fut.result())
+    if client is None and scheduler is None and len(calls) <= 1:
+        workers = 1  # starting a local cluster for one shard (or none) costs more than it saves
+    if calls:
+        run_tasks(compute_shard, calls, done, workers=workers, scheduler=scheduler, client=client)
     report.shards.sort(key=lambda r: r["shard"])
     report.wall_s = time.perf_counter() - t0
     return report
