@@ -44,8 +44,8 @@ def _progress() -> Progress:
 
 def run_ingest(
     corpus: str,
-    source: Path,
-    store: Path,
+    source: str | Path,
+    store: str | Path,
     profile: str,
     limit: int | None,
     overwrite: bool,
@@ -57,12 +57,13 @@ def run_ingest(
     import time
 
     from .ingest import ingest
+    from .store.location import StoreLocation
 
     progress = _progress()
     state: dict[str, Any] = {"task": None, "failed": 0, "windows": 0, "seconds": 0.0, "t0": time.perf_counter()}
 
     def on_plan(n_recordings: int, n_shards: int) -> None:
-        state["task"] = progress.add_task(f"{corpus} -> {store.name}", total=n_recordings, failed=0, windows=0, speed="")
+        state["task"] = progress.add_task(f"{corpus} -> {StoreLocation(store).name}", total=n_recordings, failed=0, windows=0, speed="")
 
     def on_recording(row: dict[str, Any]) -> None:
         if row["status"] == "ok":
@@ -101,8 +102,8 @@ def print_report(report: Any) -> None:
 @app.command("ingest")
 def ingest_cmd(
     corpus: str = typer.Argument(..., help="corpus id: tuh, ptbxl, mimic-iv-ecg, seed, seed-iv, deap, edf (see `biosig list`)"),
-    source: Path = typer.Option(..., "--source", help="root folder of the corpus"),
-    store: Path = typer.Option(..., "--out", help="store to create or complete (a folder)"),
+    source: str = typer.Option(..., "--source", help="root folder of the corpus, or an fsspec URL (s3://bucket/tuh_eeg)"),
+    store: str = typer.Option(..., "--out", help="store to create or complete: a folder or an fsspec URL (s3://bucket/x.zarr)"),
     profile: str = typer.Option("default", "--profile", help="profile name or a profile .yaml file"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="only the first N recordings"),
     strict: bool = typer.Option(False, "--strict", help="exit 1 if any recording failed"),
@@ -144,7 +145,7 @@ def list_cmd() -> None:
 
 @app.command("inspect")
 def inspect_cmd(
-    store: Path = typer.Argument(..., help="store folder"),
+    store: str = typer.Argument(..., help="store folder or URL"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Counts of windows, recordings, channels, labels and splits."""
@@ -170,7 +171,7 @@ def inspect_cmd(
 
 
 @app.command("validate")
-def validate_cmd(store: Path = typer.Argument(..., help="store folder")) -> None:
+def validate_cmd(store: str = typer.Argument(..., help="store folder or URL")) -> None:
     """Check the store's structure, metadata and profile hash; exit 1 on any problem."""
     from .store.inspect import validate
 

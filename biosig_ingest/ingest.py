@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,12 @@ from .dsp.ecg import derived_lead_columns
 from .dsp.pipeline import window_recording
 from .dsp.quality import FLAG_NAMES
 from .errors import RecordingError, StoreError
+from .io.remote import SourceMirror
 from .manifest import load_profile
 from .parallel import cleanup_staging, run_shards
 from .recording import RecordingRef
-from .store.layout import staging_root
+from .store.layout import remote_staging_root, staging_root
+from .store.location import StoreLocation, is_remote
 from .store.writer import ShardWriter, committed_shards, open_for_writing
 
 MAX_ANNOTATIONS = 10_000  # per recording, in the recordings table
@@ -54,7 +56,7 @@ class ShardTask:
 
 @dataclass
 class IngestReport:
-    store: Path
+    store: str  # folder or URL
     corpus: str
     profile: str
     profile_hash: str
@@ -110,12 +112,15 @@ def ingest_shard(
     task: ShardTask,
     adapter: CorpusAdapter,
     rp: ResolvedProfile,
-    store: Path,
+    store: StoreLocation | str | Path,
     on_recording: RecordingCallback | None = None,
+    mirror: SourceMirror | None = None,
 ) -> list[dict[str, Any]]:
     """Ingest the recordings of one shard and commit it; returns its recordings table.
 
     Idempotent: a shard already committed from the same recording list is returned as is.
+    ``mirror``: the source is remote; each recording's files are fetched before it is read
+    (the next recording's while this one is processed).
     """
     existing = committed_shards(store).get(f"s{task.index:05d}")
     if existing is not None and existing.get("plan_digest") == task.digest:
@@ -126,10 +131,15 @@ def ingest_shard(
         return adopted
     labels = list(adapter.manifest.labels)
     writer = ShardWriter(store, task.index, rp, labels, task.digest)
-    hasher = ThreadPoolExecutor(max_workers=1)  # hashing overlaps with signal processing
+    hasher = ThreadPoolExecutor(max_workers=1)  # hashing (and fetching) overlaps with signal processing
+    fetched: Future | None = hasher.submit(mirror.fetch, task.refs[0].all_files) if mirror is not None and task.refs else None
     try:
-        for ref in task.refs:
+        for i, ref in enumerate(task.refs):
+            if fetched is not None:
+                fetched.result()  # a failed download fails the shard: Dask retries it
             hashed: Future = hasher.submit(_sha256_and_size, ref.all_files)
+            if mirror is not None and i + 1 < len(task.refs):
+                fetched = hasher.submit(mirror.fetch, task.refs[i + 1].all_files)
             row: dict[str, Any] = {
                 **ref.columns,  # adapter metadata first: the core's columns win a name clash
                 "recording_id": ref.recording_id,
@@ -254,17 +264,24 @@ def ingest(
     The store is the same whichever runs it.
     """
     t0 = time.perf_counter()
-    adapter = get_adapter(corpus).for_source(Path(source), subset)
+    mirror = None
+    if is_remote(source):  # mirrored lazily: listing and small files now, signals per shard
+        mirror = SourceMirror.for_url(str(source))
+        mirror.sync(eager=get_adapter(corpus).remote_eager)
+        source = mirror.root
+    source = Path(str(source).removeprefix("file://"))
+    adapter = get_adapter(corpus).for_source(source, subset)
     prof = profile if isinstance(profile, Profile) else load_profile(adapter.manifest, profile)
     rp = resolve_profile(adapter.manifest, prof)
-    refs = adapter.discover(Path(source), rp)
+    refs = adapter.discover(source, rp)
     if limit is not None:
         refs = refs[:limit]
-    store = Path(out)
+    store = StoreLocation(out)
     attrs = root_attributes(adapter, rp)
     open_for_writing(store, rp, attrs, overwrite)
-    cleanup_staging(staging_root(store))  # leftovers of killed runs on this machine
-    report = IngestReport(store=store, corpus=adapter.corpus, profile=prof.name, profile_hash=attrs["profile_hash"])
+    # leftovers of killed runs on this machine
+    cleanup_staging(staging_root(store.local) if store.local is not None else remote_staging_root())
+    report = IngestReport(store=store.url, corpus=adapter.corpus, profile=prof.name, profile_hash=attrs["profile_hash"])
     tasks = plan_shards(refs, prof.recordings_per_shard)
     done = committed_shards(store)
     todo = []
@@ -273,7 +290,7 @@ def ingest(
         if name in done:
             if done[name].get("plan_digest") != task.digest:
                 raise StoreError(
-                    f"shard {name} in {store} holds another recording list (a different --limit or source?); "
+                    f"shard {name} in {store.url} holds another recording list (a different --limit or source?); "
                     "use --overwrite to rebuild"
                 )
             report.shards_skipped += 1
@@ -302,7 +319,7 @@ def ingest(
 
     run_shards(
         todo,
-        ingest_shard,
+        partial(ingest_shard, mirror=mirror) if mirror is not None else ingest_shard,
         (adapter, rp, store),
         on_rows=tally_shard,
         on_recording=tally,
@@ -312,6 +329,7 @@ def ingest(
     )
     report.shards_written = len(todo)
     with contextlib.suppress(OSError):
-        staging_root(store).rmdir()  # only if empty: a crashed run's leftovers stay for inspection
+        if store.local is not None:
+            staging_root(store.local).rmdir()  # only if empty: a crashed run's leftovers stay for inspection
     report.wall_s = time.perf_counter() - t0
     return report

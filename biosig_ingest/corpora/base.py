@@ -25,6 +25,8 @@ class CorpusAdapter:
 
     corpus: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
+    # file-name patterns that discovery reads beyond small files (remote sources, io/remote.py)
+    remote_eager: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, manifest: Manifest | None = None):
         self.manifest = manifest or load_manifest(self.corpus)

@@ -110,6 +110,7 @@ def read_familiarity(root: Path) -> dict[tuple[int, int], float]:
 
 class DeapAdapter(CorpusAdapter):
     corpus = "deap"
+    remote_eager = ("s*.dat",)  # discovery reads each file's ratings
 
     def __init__(self, manifest: Manifest | None = None):
         super().__init__(manifest)

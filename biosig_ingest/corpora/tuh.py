@@ -121,6 +121,8 @@ class TuhAdapter(CorpusAdapter):
             path=path,
             relpath=path.relative_to(root).as_posix(),
             labels=self._recording_labels(parts),
+            # the annotation files too: hashed with the EDF, fetched with it from a remote source
+            files=(path, *(p for p in _sidecars(path) if p.is_file())),
         )
 
     def _split(self, parts: tuple[str, ...], subject: str) -> str | None:
@@ -169,6 +171,11 @@ class TuhAdapter(CorpusAdapter):
         if overlapping:
             rec.warnings.append(f"{what}: {overlapping} overlapping intervals with different labels on one channel")
         return out
+
+
+def _sidecars(edf: Path) -> tuple[Path, ...]:
+    """Annotation files that TUH keeps beside an EDF (TUSZ/TUAR .csv, .csv_bi, _seiz.csv; TUEV .rec)."""
+    return (edf.with_suffix(".csv"), edf.with_suffix(".csv_bi"), edf.with_name(edf.stem + "_seiz.csv"), edf.with_suffix(".rec"))
 
 
 def _with_id(ref: RecordingRef, recording_id: str) -> RecordingRef:

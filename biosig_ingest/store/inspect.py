@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from ..config import SCHEMA_VERSION, ResolvedProfile
 from .encoding import storage_dtype
 from .layout import ATTRS_KEY, SHARDS, array, label_array
 from .reader import Store
+from .writer import CLAIM
 
 REQUIRED_ROOT = (
     "schema_version", "corpus", "modality", "fs_hz", "window_samples", "stride_samples",
@@ -59,7 +59,7 @@ def summary(store: Store) -> dict[str, Any]:
             }
     qc = {c: int(meta[c].sum()) for c in meta.columns if c.startswith("qc_")}
     return {
-        "path": str(store.path),
+        "path": store.url,
         "schema_version": store.attrs["schema_version"],
         "corpus": store.attrs["corpus"],
         "modality": store.attrs["modality"],
@@ -153,10 +153,13 @@ def validate(path: str | Path) -> list[str]:
     ids = store.recordings["recording_id"] if len(store.recordings) else pd.Series([], dtype=object)
     if ids.duplicated().any():
         problems.append(f"recording ids appear in more than one shard: {sorted(set(ids[ids.duplicated()]))[:5]}")
-    unknown = [p.name for p in (Path(path) / SHARDS).iterdir() if p.name not in store.shard_names and p.name != "zarr.json"] if (Path(path) / SHARDS).is_dir() else []
+    loc = store.location
+    # on object stores a claimed, uncommitted shard (killed upload) is invisible and allowed
+    pending = {n for n in loc.list_dir(SHARDS) if loc.local is None and loc.exists(SHARDS, n, CLAIM)}
+    unknown = [n for n in loc.list_dir(SHARDS) if n not in store.shard_names and n != "zarr.json" and n not in pending]
     if unknown:
         problems.append(f"unexpected entries in shards/: {unknown[:5]}")
-    root_json = json.loads((Path(path) / "zarr.json").read_text())
+    root_json = loc.read_json("zarr.json")
     if ATTRS_KEY not in root_json.get("attributes", {}):
         problems.append("root zarr.json lacks the biosig attributes")
     return problems

@@ -17,6 +17,7 @@ STORE/                      root group; attrs["biosig"]: profile, hash, channels
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import zarr
@@ -48,3 +49,8 @@ def staging_root(store: Path) -> Path:
     Outside the Zarr hierarchy, so nothing partial is ever listed as part of the store.
     """
     return store.parent / f".{store.name}.staging"
+
+
+def remote_staging_root() -> Path:
+    """Where shards bound for an object store are assembled: this machine's temporary folder."""
+    return Path(tempfile.gettempdir()) / "biosig-ingest-staging"

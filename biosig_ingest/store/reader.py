@@ -18,7 +18,8 @@ from ..errors import StoreError
 from .chunks import ShardSignals
 from .encoding import gather
 from .layout import ATTRS_KEY, SHARDS, array, label_array
-from .writer import committed_shards
+from .location import StoreLocation
+from .writer import as_location, committed_shards
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,12 +28,12 @@ if TYPE_CHECKING:
 class _ShardGroups(dict):
     """Shard name -> its Zarr group, opened on first access."""
 
-    def __init__(self, root: Path):
+    def __init__(self, location: StoreLocation):
         super().__init__()
-        self.root = root
+        self.location = location
 
     def __missing__(self, name: str) -> zarr.Group:
-        group = self[name] = zarr.open_group(str(self.root / name), mode="r")
+        group = self[name] = zarr.open_group(self.location.zarr_store(SHARDS, name), mode="r", zarr_format=3)
         return group
 
 
@@ -45,18 +46,20 @@ class WindowItem:
 class Store:
     """A committed biosig-ingest store. ``len(store)``, ``store[i]``, ``store.read(indices)``."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not (self.path / "zarr.json").is_file():
-            raise StoreError(f"{self.path} is not a Zarr store (no zarr.json)")
-        root = zarr.open_group(str(self.path), mode="r", zarr_format=3)
-        attrs = root.attrs.get(ATTRS_KEY)
+    def __init__(self, path: str | Path | StoreLocation):
+        self.location = as_location(path)
+        self.url = self.location.url  # what reopens it (a worker process, a pickled dataset)
+        # local: the folder; remote: the URL's path, for names in messages
+        self.path = self.location.local if self.location.local is not None else Path(self.location.path)
+        if not self.location.exists("zarr.json"):
+            raise StoreError(f"{self.url} is not a Zarr store (no zarr.json)")
+        attrs = self.location.read_json("zarr.json").get("attributes", {}).get(ATTRS_KEY)
         if attrs is None:
-            raise StoreError(f"{self.path} is a Zarr group but not a biosig-ingest store")
-        self.attrs: dict[str, Any] = dict(attrs)  # type: ignore[arg-type]
-        self.shard_attrs = committed_shards(self.path)
+            raise StoreError(f"{self.url} is a Zarr group but not a biosig-ingest store")
+        self.attrs: dict[str, Any] = dict(attrs)
+        self.shard_attrs = committed_shards(self.location)
         self.shard_names = list(self.shard_attrs)
-        self._groups = _ShardGroups(self.path / SHARDS)  # opened on first use: fast open of big stores
+        self._groups = _ShardGroups(self.location)  # opened on first use: fast open of big stores
         sizes = [int(self.shard_attrs[n]["n_windows"]) for n in self.shard_names]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -202,7 +205,7 @@ class Store:
         """All shards as one xarray Dataset (needs xarray)."""
         import xarray as xr
 
-        parts = [xr.open_zarr(str(self.path), group=f"{SHARDS}/{s}", consolidated=False) for s in self.shard_names]
+        parts = [xr.open_zarr(self.location.zarr_store(), group=f"{SHARDS}/{s}", consolidated=False) for s in self.shard_names]
         ds = xr.concat(parts, dim="window") if parts else xr.Dataset()
         return ds.assign_coords(channel=self.channels)
 
@@ -216,5 +219,5 @@ class Store:
 
 
 def open_store(path: str | Path) -> Store:
-    """Open a biosig-ingest store for reading."""
+    """Open a biosig-ingest store for reading: a folder or an fsspec URL (``s3://bucket/x.zarr``)."""
     return Store(path)

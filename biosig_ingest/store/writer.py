@@ -24,7 +24,18 @@ from .. import _failpoints as failpoints
 from ..config import LabelSpec, ResolvedProfile
 from ..errors import ProfileMismatchError, StoreError
 from .encoding import encode, storage_dtype
-from .layout import ATTRS_KEY, SHARD_RE, SHARDS, label_array, shard_name, staging_root
+from .layout import (
+    ATTRS_KEY,
+    SHARD_RE,
+    SHARDS,
+    label_array,
+    remote_staging_root,
+    shard_name,
+    staging_root,
+)
+from .location import StoreLocation
+
+CLAIM = "claim.json"  # object stores: who is writing a shard (location.py)
 
 
 def _compressor(encoding: str = "float32", unfiltered: bool = False) -> BloscCodec:
@@ -41,48 +52,49 @@ def _compressor(encoding: str = "float32", unfiltered: bool = False) -> BloscCod
     return BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
 
 
-def open_for_writing(path: Path, rp: ResolvedProfile, root_attrs: dict[str, Any], overwrite: bool) -> None:
+def as_location(store: StoreLocation | str | Path) -> StoreLocation:
+    return store if isinstance(store, StoreLocation) else StoreLocation(store)
+
+
+def open_for_writing(store: StoreLocation | str | Path, rp: ResolvedProfile, root_attrs: dict[str, Any], overwrite: bool) -> None:
     """Create the store, or check that an existing one was built with the same profile."""
-    path = Path(path)
-    if (path / "zarr.json").exists():
-        existing: dict[str, Any] | None = zarr.open_group(str(path), mode="r", zarr_format=3).attrs.get(ATTRS_KEY)  # type: ignore[assignment]
+    loc = as_location(store)
+    if loc.exists("zarr.json"):
+        existing: dict[str, Any] | None = loc.read_json("zarr.json").get("attributes", {}).get(ATTRS_KEY)
         if existing is None:
-            raise StoreError(f"{path} is a Zarr group but not a biosig-ingest store")
+            raise StoreError(f"{loc.url} is a Zarr group but not a biosig-ingest store")
         if existing.get("profile_hash") == root_attrs["profile_hash"] and not overwrite:
             return
         if not overwrite:
             raise ProfileMismatchError(
-                f"{path} was built with profile {existing.get('profile', {}).get('profile', {}).get('name')!r} "
+                f"{loc.url} was built with profile {existing.get('profile', {}).get('profile', {}).get('name')!r} "
                 f"(hash {existing.get('profile_hash', '')[:12]}), not this one "
                 f"(hash {root_attrs['profile_hash'][:12]}); use --overwrite to replace it"
             )
-        shutil.rmtree(path)
-        shutil.rmtree(staging_root(path), ignore_errors=True)
-    elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+        loc.remove()
+        if loc.local is not None:
+            shutil.rmtree(staging_root(loc.local), ignore_errors=True)
+    elif not loc.is_empty() or (loc.local is not None and loc.local.exists() and not loc.is_folder()):
         # never delete something that is not a store, --overwrite or not
-        raise StoreError(f"{path} exists and is not a biosig-ingest store; choose an empty or new path")
-    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+        raise StoreError(f"{loc.url} exists and is not a biosig-ingest store; choose an empty or new path")
+    root = zarr.open_group(loc.zarr_store(read_only=False), mode="w", zarr_format=3)
     root.attrs[ATTRS_KEY] = root_attrs
     root.create_group(SHARDS)
 
 
-def committed_shards(path: Path) -> dict[str, dict[str, Any]]:
-    """Committed shard name -> its attributes (read from each shard's zarr.json)."""
-    shards = Path(path) / SHARDS
-    out = {}
-    if shards.is_dir():
-        for entry in sorted(shards.iterdir()):
-            if SHARD_RE.match(entry.name) and (entry / "zarr.json").is_file():
-                meta = json.loads((entry / "zarr.json").read_text())
-                out[entry.name] = meta.get("attributes", {}).get(ATTRS_KEY, {})
-    return out
+def committed_shards(store: StoreLocation | str | Path) -> dict[str, dict[str, Any]]:
+    """Committed shard name -> its attributes (read from each shard's zarr.json, the commit record)."""
+    loc = as_location(store)
+    names = [n for n in loc.list_dir(SHARDS) if SHARD_RE.match(n)]
+    metas = loc.read_jsons([f"{SHARDS}/{n}/zarr.json" for n in names])
+    return {n: metas[f"{SHARDS}/{n}/zarr.json"].get("attributes", {}).get(ATTRS_KEY, {}) for n in names if f"{SHARDS}/{n}/zarr.json" in metas}
 
 
 class ShardWriter:
     """Accumulates windows of one shard, chunk-aligned, and commits them atomically."""
 
-    def __init__(self, store: Path, index: int, rp: ResolvedProfile, labels: list[LabelSpec], plan_digest: str):
-        self.store = Path(store)
+    def __init__(self, store: StoreLocation | str | Path, index: int, rp: ResolvedProfile, labels: list[LabelSpec], plan_digest: str):
+        self.location = as_location(store)
         self.index = index
         self.rp = rp
         self.labels = labels
@@ -92,7 +104,9 @@ class ShardWriter:
         f = rp.profile.filters
         # int16 looks for the source's digital lattice only where no filter can have moved samples off it
         self._try_exact = f.highpass_hz is None and f.lowpass_hz is None and rp.notch_hz is None
-        stage = staging_root(self.store)
+        # local: beside the store (same filesystem, for the rename); remote: on the worker's
+        # disk, uploaded at commit
+        stage = staging_root(self.location.local) if self.location.local is not None else remote_staging_root()
         stage.mkdir(parents=True, exist_ok=True)
         self.staging = stage / f"{shard_name(index)}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.group = zarr.open_group(str(self.staging), mode="w", zarr_format=3)
@@ -246,7 +260,9 @@ class ShardWriter:
             "recordings": self.recordings,
             "committed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        final = self.store / SHARDS / shard_name(self.index)
+        if self.location.local is None:
+            return self._commit_remote()
+        final = self.location.local / SHARDS / shard_name(self.index)
         failpoints.hit("commit-before-rename")
         try:
             # the commit: atomic on one POSIX filesystem, and it fails if the shard exists
@@ -256,14 +272,45 @@ class ShardWriter:
             if not final.is_dir():
                 raise
             self.abort()
-            theirs = committed_shards(self.store).get(final.name, {})
-            if theirs.get("plan_digest") != self.plan_digest:
-                raise StoreError(f"shard {final.name} was committed meanwhile from another recording list") from None
-            self.recordings = list(theirs.get("recordings", []))  # optimistic commit: adopt theirs
-            return final.name
+            return self._adopt(final.name)
         failpoints.hit("commit-after-rename")
         _fsync_dir(final.parent)
         return final.name
+
+    def _adopt(self, name: str) -> str:
+        """Optimistic commit lost to a racing writer: adopt its shard if it holds our recordings."""
+        theirs = committed_shards(self.location).get(name, {})
+        if theirs.get("plan_digest") != self.plan_digest:
+            raise StoreError(f"shard {name} was committed meanwhile from another recording list") from None
+        self.recordings = list(theirs.get("recordings", []))
+        return name
+
+    def _commit_remote(self) -> str:
+        """Claim, upload, then the commit record (location.py): an object store has no rename."""
+        loc, name = self.location, shard_name(self.index)
+        prefix = (SHARDS, name)
+        claim = json.dumps({"plan_digest": self.plan_digest}).encode()
+        claimed = loc.create_exclusive(claim, *prefix, CLAIM)
+        if not claimed and loc.read_json(*prefix, CLAIM).get("plan_digest") != self.plan_digest:
+            self.abort()
+            raise StoreError(f"shard {name} is claimed by a writer of another recording list; use --overwrite to rebuild")
+        if loc.exists(*prefix, "zarr.json"):  # a racing writer of the same list committed first
+            self.abort()
+            return self._adopt(name)
+        files = sorted(p for p in self.staging.rglob("*") if p.is_file() and p != self.staging / "zarr.json")
+        failpoints.hit("commit-before-rename")
+        half = len(files) // 2
+        for part in (files[:half], files[half:]):  # two batches: a crash test can stop between them
+            if part:
+                loc.fs.put([str(p) for p in part], [loc.key(*prefix, p.relative_to(self.staging).as_posix()) for p in part])
+            failpoints.hit("commit-mid-upload")
+        record = (self.staging / "zarr.json").read_bytes()
+        committed = loc.create_exclusive(record, *prefix, "zarr.json")
+        self.abort()  # the local staging copy
+        if not committed:
+            return self._adopt(name)
+        failpoints.hit("commit-after-rename")
+        return name
 
     def abort(self) -> None:
         self._io.shutdown(wait=True, cancel_futures=True)

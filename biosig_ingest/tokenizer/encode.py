@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import zarr
 
-from ..errors import StoreError
+from ..errors import StoreError, UsageError
 from ..features.store import _fsync_dir, _read_attrs, check_name
 from ..store.layout import ATTRS_KEY, SHARDS, array, staging_root
 from ..store.reader import Store, open_store
@@ -106,6 +106,8 @@ def tokenize_store(
     t0 = time.perf_counter()
     tt = load_run(run_dir, device)
     store = open_store(store_path)
+    if store.location.local is None:
+        raise UsageError(f"{store.url}: token sets are written into local stores only (an object-store copy: fsspec's put)")
     tt.check_store(store)
     name = check_name(name or f"{Path(run_dir).resolve().name}-step{tt.step}")
     digest = tokenizer_digest(tt)

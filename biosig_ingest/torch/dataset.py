@@ -198,7 +198,7 @@ class _Base:
         state = self.__dict__.copy()
         state["_stores"] = None  # zarr handles and caches are rebuilt where unpickled
         state["_output"] = None
-        state["selections"] = [Selection(**{**sel.__dict__, "store": sel.open().path}) for sel in self.selections]
+        state["selections"] = [Selection(**{**sel.__dict__, "store": sel.open().url}) for sel in self.selections]
         return state
 
 

@@ -1,0 +1,165 @@
+"""Stores and sources on object storage: a real S3 server (moto) on loopback, no mocked client.
+
+The server is moto's standalone HTTP server, started on 127.0.0.1 by this module; s3fs and
+botocore talk to it over HTTP exactly as to AWS (endpoint from ``AWS_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from biosig_ingest import ingest, open_store
+from biosig_ingest.errors import StoreError
+from biosig_ingest.io.remote import SourceMirror, is_placeholder
+from biosig_ingest.store.inspect import validate
+
+pytest.importorskip("s3fs", reason="s3fs is in the test extra: pip install -e '.[test]'")
+moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the test extra")
+
+PROFILE = "tcp16"  # 8 recordings per shard: the TUAB replica makes 2 shards
+BUCKET = "biosig-test"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """An S3 endpoint on loopback; the environment points botocore (and Dask workers) at it."""
+    import s3fs
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://{host}:{port}", "BIOSIG_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    s3fs.S3FileSystem.clear_instance_cache()  # an instance cached before would keep another endpoint
+    fs = s3fs.S3FileSystem()
+    fs.mkdir(BUCKET)
+    try:
+        yield fs, env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def local_store(tuab, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "tuab.zarr"
+    ingest("tuab", tuab.root, out, PROFILE)
+    return out
+
+
+def _same(a, b):
+    sa, sb = open_store(a), open_store(b)
+    assert sa.shard_names == sb.shard_names and len(sa) == len(sb) > 0
+    np.testing.assert_array_equal(sa.read(np.arange(len(sa))), sb.read(np.arange(len(sb))))
+    assert sa.metadata.equals(sb.metadata)
+    cols = ["recording_id", "status", "error_type", "n_windows", "window_offset", "sha256", "size_bytes"]
+    assert sa.recordings[cols].equals(sb.recordings[cols])
+    np.testing.assert_array_equal(sa.qc, sb.qc)
+    assert sa.attrs["profile_hash"] == sb.attrs["profile_hash"]
+    assert sa.channels == sb.channels
+
+
+def test_ingest_to_s3_reads_back_equal_to_a_local_ingest_with_open_store_and_the_torch_dataset(s3, tuab, local_store):
+    fs, _ = s3
+    url = f"s3://{BUCKET}/tuab.zarr"
+    report = ingest("tuab", tuab.root, url, PROFILE)
+    assert report.store == url and report.shards_written == 2
+    assert fs.exists(f"{BUCKET}/tuab.zarr/shards/s00000/signals/zarr.json")
+    assert not any("staging" in k for k in fs.find(BUCKET))  # assembled on local disk, never in the bucket
+    _same(local_store, url)
+    assert validate(url) == []
+    store = open_store(url)
+    assert store.url == url and repr(store).startswith("<biosig Store tuab.zarr")
+
+    torch = pytest.importorskip("torch", reason="the torch extra: pip install -e '.[torch]'")
+    from biosig_ingest.torch import StoreDataset
+
+    remote, local = StoreDataset(url, labels=["abnormal"]), StoreDataset(local_store, labels=["abnormal"])
+    assert len(remote) == len(local) == len(store)
+    for i in (0, len(local) // 2, len(local) - 1):
+        a, b = remote[i], local[i]
+        assert torch.equal(a["signals"], b["signals"]) and torch.equal(a["labels"]["abnormal"], b["labels"]["abnormal"])
+
+    from biosig_ingest.torch import StoreIterableDataset
+
+    # pickled as a DataLoader worker gets it: reopened from the URL
+    remote_it = pickle.loads(pickle.dumps(StoreIterableDataset(url, batch_size=16, shuffle=False)))
+    local_it = StoreIterableDataset(local_store, batch_size=16, shuffle=False)
+    for a, b in zip(remote_it, local_it, strict=True):
+        assert torch.equal(a["signals"], b["signals"]) and torch.equal(a["window"], b["window"])
+
+    again = ingest("tuab", tuab.root, url, PROFILE)  # re-running skips committed shards
+    assert again.shards_written == 0 and again.shards_skipped == 2
+
+
+def test_two_dask_workers_write_the_same_s3_store_as_one_process(s3, tuab, local_store):
+    url = f"s3://{BUCKET}/tuab-w2.zarr"
+    ingest("tuab", tuab.root, url, PROFILE, workers=2)  # workers inherit the endpoint and credentials
+    _same(local_store, url)
+
+
+def test_a_remote_source_is_mirrored_lazily_and_ingests_like_the_local_tree(s3, tuab, local_store, tmp_path):
+    fs, env = s3
+    fs.put(str(tuab.root), f"{BUCKET}/src/tuab", recursive=True)
+    url = f"s3://{BUCKET}/src/tuab"
+
+    mirror = SourceMirror.for_url(url, cache=tmp_path / "cache")
+    mirror.sync(eager_bytes=0)  # everything large: placeholders only
+    edfs = sorted(mirror.root.rglob("*.edf"))
+    originals = sorted(tuab.root.rglob("*.edf"))
+    assert [p.relative_to(mirror.root) for p in edfs] == [p.relative_to(tuab.root) for p in originals]
+    assert all(is_placeholder(p) for p in edfs)
+    assert [p.stat().st_size for p in edfs] == [p.stat().st_size for p in originals]
+    mirror.fetch(edfs[:1])
+    assert not is_placeholder(edfs[0]) and edfs[0].read_bytes() == originals[0].read_bytes()
+    assert is_placeholder(edfs[1])
+
+    out = tmp_path / "from-s3.zarr"
+    ingest("tuab", url, out, PROFILE)  # mirror under $BIOSIG_CACHE, fetched shard by shard
+    _same(local_store, out)
+    assert str(env["BIOSIG_CACHE"]) not in json.dumps(open_store(out).recordings["relpath"].tolist())
+
+
+def test_a_claim_from_another_recording_list_stops_the_writer_before_it_uploads(s3, tuab):
+    fs, _ = s3
+    url = f"s3://{BUCKET}/claimed.zarr"
+    ingest("tuab", tuab.root, url, PROFILE, limit=1)  # creates the store: shard 0 of one recording
+    fs.rm(f"{BUCKET}/claimed.zarr/shards/s00000/zarr.json")  # as if its commit had not happened yet
+    with pytest.raises(StoreError, match="claimed by a writer of another recording list"):
+        ingest("tuab", tuab.root, url, PROFILE)  # shard 0 now has 8 recordings: another digest
+    assert not fs.exists(f"{BUCKET}/claimed.zarr/shards/s00000/zarr.json")
+
+
+@pytest.mark.parametrize("failpoint", ["commit-mid-upload:1", "commit-after-rename:1"])
+def test_a_run_killed_mid_upload_leaves_nothing_visible_and_finishes_on_rerun(s3, tuab, local_store, failpoint):
+    fs, env = s3
+    url = f"s3://{BUCKET}/killed-{failpoint.split(':')[0]}.zarr"
+    cmd = [sys.executable, "-m", "biosig_ingest.cli", "ingest", "tuab", "--source", str(tuab.root), "--out", url, "--profile", PROFILE]
+    killed = subprocess.run(cmd, env={**os.environ, **env, "BIOSIG_FAILPOINT": failpoint}, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    store = open_store(url)
+    if failpoint.startswith("commit-mid-upload"):  # shard 0's first half uploaded, not committed
+        assert store.shard_names == [] and fs.exists(f"{BUCKET}/killed-commit-mid-upload.zarr/shards/s00000/claim.json")
+    else:
+        assert store.shard_names == ["s00000"]
+    assert validate(url) == []
+    done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert validate(url) == []
+    _same(local_store, url)
