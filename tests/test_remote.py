@@ -146,6 +146,57 @@ def test_a_claim_from_another_recording_list_stops_the_writer_before_it_uploads(
     assert not fs.exists(f"{BUCKET}/claimed.zarr/shards/s00000/zarr.json")
 
 
+def _writer(store, digest: str):
+    """A shard writer for shard 0 of ``store`` holding one recording of three windows."""
+    from biosig_ingest.config import resolve_profile
+    from biosig_ingest.corpora import get_adapter
+    from biosig_ingest.ingest import root_attributes
+    from biosig_ingest.manifest import load_profile
+    from biosig_ingest.store.writer import ShardWriter, open_for_writing
+
+    adapter = get_adapter("tuab")
+    rp = resolve_profile(adapter.manifest, load_profile(adapter.manifest, PROFILE))
+    open_for_writing(store, rp, root_attributes(adapter, rp), overwrite=False)
+    writer = ShardWriter(store, 0, rp, list(adapter.manifest.labels), digest)
+    n, c = 3, len(rp.channels)
+    writer.begin_recording()
+    signals = np.random.default_rng(len(digest)).standard_normal((n, c, rp.window_samples)).astype(np.float32)
+    writer.add_windows(signals, np.arange(n, dtype=np.float64), np.zeros((n, c), np.uint8), {})
+    row = {"recording_id": f"rec-{digest}", "subject": "s", "session": "", "split": "train", "relpath": "x.edf"}
+    writer.end_recording({**row, "status": "ok", "error_type": None, "error": None})
+    return writer
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_racing_writers_of_one_shard_commit_once_and_the_loser_adopts_or_stops(request, tmp_path, where):
+    store = str(tmp_path / "race.zarr") if where == "local" else f"s3://{BUCKET}/race.zarr"
+    if where == "s3":
+        request.getfixturevalue("s3")
+    first, same, other = _writer(store, "a" * 64), _writer(store, "a" * 64), _writer(store, "b" * 64)
+    assert first.commit() == "s00000"
+    same.recordings = []
+    assert same.commit() == "s00000" and same.recordings == first.recordings  # adopted, not rewritten
+    with pytest.raises(StoreError, match="another recording list"):
+        other.commit()
+    loaded = open_store(store)
+    assert loaded.shard_names == ["s00000"] and len(loaded) == 3
+    assert list(loaded.recordings["recording_id"]) == ["rec-" + "a" * 64]
+    assert validate(store) == []
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_two_commands_racing_on_one_store_cooperate(request, tuab, local_store, tmp_path, where):
+    env = request.getfixturevalue("s3")[1] if where == "s3" else {}
+    url = f"s3://{BUCKET}/raced.zarr" if where == "s3" else str(tmp_path / "raced.zarr")
+    cmd = [sys.executable, "-m", "biosig_ingest.cli", "ingest", "tuab", "--source", str(tuab.root), "--out", url, "--profile", PROFILE]
+    runs = [subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-2000:]
+    assert validate(url) == []
+    _same(local_store, url)
+
+
 @pytest.mark.parametrize("failpoint", ["commit-mid-upload:1", "commit-after-rename:1"])
 def test_a_run_killed_mid_upload_leaves_nothing_visible_and_finishes_on_rerun(s3, tuab, local_store, failpoint):
     fs, env = s3

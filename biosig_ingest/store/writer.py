@@ -6,6 +6,7 @@ the same ingest finds it committed and skips it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.errors import ContainsGroupError
 
 from .. import _failpoints as failpoints
 from ..config import LabelSpec, ResolvedProfile
@@ -77,9 +79,16 @@ def open_for_writing(store: StoreLocation | str | Path, rp: ResolvedProfile, roo
     elif not loc.is_empty() or (loc.local is not None and loc.local.exists() and not loc.is_folder()):
         # never delete something that is not a store, --overwrite or not
         raise StoreError(f"{loc.url} exists and is not a biosig-ingest store; choose an empty or new path")
-    root = zarr.open_group(loc.zarr_store(read_only=False), mode="w", zarr_format=3)
-    root.attrs[ATTRS_KEY] = root_attrs
-    root.create_group(SHARDS)
+    try:
+        # "w-": create, never clear (mode "w" would delete what a racing command committed);
+        # the attributes go into the first zarr.json, so no reader sees a store without them
+        root = zarr.open_group(loc.zarr_store(read_only=False), mode="w-", zarr_format=3, attributes={ATTRS_KEY: root_attrs})
+    except (ContainsGroupError, FileExistsError):
+        if not loc.exists("zarr.json"):
+            raise
+        return open_for_writing(loc, rp, root_attrs, overwrite=False)  # a racing command created it: check its profile
+    with contextlib.suppress(ContainsGroupError):
+        root.create_group(SHARDS)
 
 
 def committed_shards(store: StoreLocation | str | Path) -> dict[str, dict[str, Any]]:
