@@ -19,7 +19,9 @@ One process, one run:
    - ``shuffled, 0 workers`` and ``shuffled, 2 workers``: ``StoreIterableDataset`` (chunk
      shuffle, buffer of 1024 windows) behind ``DataLoader(batch_size=None, num_workers=...)``;
      the workers are persistent, and a warm-up epoch runs before the timed ones; also the
-     dataset with ``shuffle=False``, with a buffer of 256 windows (fits the CPU cache), and
+     dataset with ``shuffle=False``, with a buffer of 256 windows, with every chunk
+     decompressed into the buffer (``in memory``: what the loader does with compressed chunks,
+     and did before it read uncompressed ones window by window from their files), and
      (int16, float16) 2 workers yielding stored values that the main process decodes
      (``decode=False`` + ``decode_signals``).
 
@@ -223,9 +225,12 @@ def naive_dataloader(path: Path, batch: int) -> Callable[[], int]:
     return run
 
 
-def shuffled(path: Path, batch: int, workers: int, shuffle: bool = True, decode: bool = True, buffer: int = 1024) -> tuple[Callable[[], int], Any]:
+def shuffled(
+    path: Path, batch: int, workers: int, shuffle: bool = True, decode: bool = True, buffer: int = 1024, in_memory: bool = False
+) -> tuple[Callable[[], int], Any]:
     from torch.utils.data import DataLoader
 
+    from biosig_ingest.store.chunks import ShardSignals
     from biosig_ingest.torch import StoreIterableDataset, decode_signals
 
     ds = StoreIterableDataset(path, batch_size=batch, seed=0, shuffle_buffer=buffer, shuffle=shuffle, decode=decode)
@@ -243,7 +248,19 @@ def shuffled(path: Path, batch: int, workers: int, shuffle: bool = True, decode:
             n += len(b["window"])
         return n
 
-    return run, loader
+    if not in_memory:
+        return run, loader
+    assert workers == 0, "in_memory patches this process only"
+
+    def run_in_memory() -> int:
+        open_raw = ShardSignals.open_raw
+        ShardSignals.open_raw = lambda self, k: None  # type: ignore[method-assign]  # every chunk decompressed
+        try:
+            return run()
+        finally:
+            ShardSignals.open_raw = open_raw  # type: ignore[method-assign]
+
+    return run_in_memory, loader
 
 
 def timed(fn: Callable[[], int]) -> tuple[float, int]:
@@ -323,15 +340,16 @@ def bench_encoding(info: dict[str, Any], batch: int, repeats: int) -> dict[str, 
     }
     loaders = []
     variants = [
-        ("sequential_dataset_0_workers", 0, False, True, 1024),
-        ("shuffled_0_workers", 0, True, True, 1024),
-        ("shuffled_0_workers_buffer_256", 0, True, True, 256),
-        ("shuffled_2_workers", 2, True, True, 1024),
+        ("sequential_dataset_0_workers", 0, False, True, 1024, False),
+        ("shuffled_0_workers", 0, True, True, 1024, False),
+        ("shuffled_0_workers_buffer_256", 0, True, True, 256, False),
+        ("shuffled_0_workers_in_memory", 0, True, True, 1024, True),
+        ("shuffled_2_workers", 2, True, True, 1024, False),
     ]
     if info["encoding"] != "float32":
-        variants.append(("shuffled_2_workers_decoded_in_main", 2, True, False, 1024))
-    for name, w, shuffle, decode, buffer in variants:
-        run, loader = shuffled(path, batch, w, shuffle, decode, buffer)
+        variants.append(("shuffled_2_workers_decoded_in_main", 2, True, False, 1024, False))
+    for name, w, shuffle, decode, buffer, in_memory in variants:
+        run, loader = shuffled(path, batch, w, shuffle, decode, buffer, in_memory)
         loaders.append(loader)
         modes[name] = run
     # warm-up: kernels loaded, workers started, buffers paged in, files in the page cache
@@ -388,6 +406,7 @@ def print_table(res: dict[str, Any]) -> None:
         ("sequential_dataset_0_workers", "dataset, shuffle=False, 0 workers"),
         ("shuffled_0_workers", "shuffled, 0 workers"),
         ("shuffled_0_workers_buffer_256", "shuffled, 0 workers, buffer 256"),
+        ("shuffled_0_workers_in_memory", "shuffled, 0 workers, all in memory"),
         ("shuffled_2_workers", "shuffled, 2 workers"),
         ("shuffled_2_workers_decoded_in_main", "shuffled, 2 workers, decode in main"),
     ]

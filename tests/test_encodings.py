@@ -11,7 +11,7 @@ import yaml
 
 from biosig_ingest import ingest, open_store
 from biosig_ingest.config import Profile
-from biosig_ingest.store.chunks import ShardSignals
+from biosig_ingest.store.chunks import ShardSignals, read_windows
 from biosig_ingest.store.encoding import CODE_MAX, NAN_CODE, decode, encode, error_bound
 from biosig_ingest.store.inspect import validate
 
@@ -157,6 +157,45 @@ def test_chunk_files_decompressed_directly_equal_zarr_reads(stores):
                 assert slow.read_chunk(k, b) == n
                 assert np.array_equal(a[:n], b[:n])
 
+
+
+def test_windows_read_from_uncompressed_chunk_files_equal_the_decompressed_chunks(stores, monkeypatch):
+    import os
+
+    from biosig_ingest.store import chunks
+
+    for (dtype, filtered), st in stores.items():
+        sig = ShardSignals(st._groups[st.shard_names[0]])
+        block = sig.new_block()
+        raw = 0
+        for k in range(sig.n_chunks):
+            fd = sig.open_raw(k)
+            if fd is None:
+                continue
+            raw += 1
+            some_raw = (sig, k)
+            try:
+                n = sig.read_chunk(k, block)
+                pos = np.arange(n)[::-1].copy()
+                got = np.empty((n, sig.n_channels, sig.n_samples), sig.dtype)
+                read_windows(np.full(n, fd), pos, sig.window_bytes, got)
+                assert np.array_equal(got.view(np.uint8), block[pos].view(np.uint8))
+            finally:
+                os.close(fd)
+        # filtered int16 and float16 fill 16 bits and are kept uncompressed (but for chunks with
+        # a flat stretch: constant rows); float32 (byte shuffle), unfiltered int16 (bit shuffle) compress
+        if filtered and dtype != "float32":
+            assert raw > 0, dtype
+        elif dtype == "float32" or dtype == "int16":
+            assert raw == 0, (dtype, filtered)
+    advised = []
+    monkeypatch.setattr(chunks, "_cached", lambda fd, size: False)  # a cold page cache: read ahead
+    monkeypatch.setattr(chunks.os, "posix_fadvise", lambda *a: advised.append(a[1:]))
+    sig, k = some_raw
+    fd = sig.open_raw(k)
+    assert fd is not None
+    os.close(fd)
+    assert advised == [(0, 0, os.POSIX_FADV_WILLNEED)]
 
 def test_int16_rows_with_nan_keep_nan_where_it_was():
     x = np.random.default_rng(1).normal(0, 30, (3, 2, 500)).astype(np.float32)

@@ -50,6 +50,7 @@ def synthetic_store(
     fs_hz: float = 100.0,
     samples: int = 200,
     seed: int = 0,
+    missing: bool = True,
 ) -> Path:
     """A store written with the shard writer from synthetic windows (no source files)."""
     prof = Profile(
@@ -80,8 +81,9 @@ def synthetic_store(
             n = per_recording
             sig = rng.normal(0, 20, (n, len(channels), samples)).astype(np.float32)
             qc = np.zeros((n, len(channels)), np.uint8)
-            qc[::7, 1] |= MISSING
-            sig[::7, 1] = 0.0
+            if missing:  # zero rows make every chunk compressible
+                qc[::7, 1] |= MISSING
+                sig[::7, 1] = 0.0
             qc[3::11, 0] |= FLAT
             events = (rng.random((n, 3)) < 0.3).astype(np.uint8)
             abnormal = np.where(np.arange(n) % 5 == 0, -1, r % 2).astype(np.int16)
@@ -402,3 +404,61 @@ def test_batches_a_training_loop_keeps_are_never_overwritten_by_later_ones(synth
 
     gc.collect()
     assert not any(ds._slots.flags)  # every buffer given back to the workers once released
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files in /proc")
+def test_chunks_kept_in_their_files_and_decompressed_ones_mix_in_one_epoch(tmp_path, monkeypatch):
+    # without zero rows, full int16 chunks do not compress: Blosc keeps them as they are and the
+    # loader reads their windows from the files; each shard's last, partial chunk compresses
+    st = open_store(synthetic_store(tmp_path / "raw.zarr", EEG10, missing=False))
+    real = ShardSignals.open_raw
+    opened: list[bool] = []
+
+    def watch(self, k):
+        fd = real(self, k)
+        opened.append(fd is not None)
+        return fd
+
+    def epoch(**kw):
+        ds = StoreIterableDataset(st.path, batch_size=16, seed=2, **kw)
+        ds.set_epoch(1)
+        before = _open_fds()
+        out = [(b["window"].numpy(), b["signals"].numpy()) for b in ds]
+        assert _open_fds() == before  # every chunk file closed at the end of the epoch
+        return out
+
+    monkeypatch.setattr(ShardSignals, "open_raw", watch)
+    natural = epoch()
+    assert 0 < sum(opened) < len(opened)
+    monkeypatch.setattr(ShardSignals, "open_raw", lambda self, k: real(self, k) if k % 2 else None)
+    every_other = epoch(prefetch=0)
+    monkeypatch.setattr(ShardSignals, "open_raw", lambda self, k: None)
+    decompressed = epoch()
+    for a, b, c in zip(natural, every_other, decompressed, strict=True):  # the same draws whatever the path
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[0], c[0])
+        np.testing.assert_array_equal(a[1], st.read(a[0]))
+        np.testing.assert_array_equal(b[1], a[1])
+        np.testing.assert_array_equal(c[1], a[1])
+    assert len(natural) * 16 >= len(st) > (len(natural) - 1) * 16
+    ds = StoreIterableDataset(st.path, batch_size=16, seed=2)
+    got = [(b["window"].numpy(), b["signals"].numpy()) for b in DataLoader(ds, batch_size=None, num_workers=2)]
+    np.testing.assert_array_equal(np.sort(np.concatenate([w for w, _ in got])), np.arange(len(st)))
+    for w, x in got:
+        np.testing.assert_array_equal(x, st.read(w))
+    monkeypatch.setattr(ShardSignals, "open_raw", real)
+    raw = next(iter(StoreIterableDataset(st.path, batch_size=16, seed=2, decode=False)))
+    np.testing.assert_array_equal(decode_signals(raw).numpy(), st.read(raw["window"].numpy()))
+    ds = StoreIterableDataset(st.path, batch_size=16, seed=2)
+    before = _open_fds()
+    it = iter(ds)
+    next(it)
+    assert _open_fds() > before
+    it.close()  # an epoch abandoned midway closes its files too
+    assert _open_fds() == before

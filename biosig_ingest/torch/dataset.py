@@ -466,6 +466,8 @@ class StoreIterableDataset(_Base, IterableDataset):
         finally:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
+            for pool in pools:
+                pool.close()
             self._memory = {s: pool.memory for s, pool in enumerate(pools)}
 
     def _even_batches(self, orders: list[np.ndarray], n_slots: int, batch: int) -> int:
