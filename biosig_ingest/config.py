@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+# 2: each shard's recordings table in recordings.json.gz beside its arrays (1: in its attributes)
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 
 Modality = Literal["eeg", "ecg"]
 MODALITY_UNIT = {"eeg": "uV", "ecg": "mV"}

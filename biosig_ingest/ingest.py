@@ -36,7 +36,7 @@ from .parallel import cleanup_staging, run_shards
 from .recording import RecordingRef
 from .store.layout import remote_staging_root, staging_root
 from .store.location import StoreLocation, is_remote
-from .store.writer import ShardWriter, committed_shards, open_for_writing
+from .store.writer import ShardWriter, committed_shards, open_for_writing, shard_recordings
 
 MAX_ANNOTATIONS = 10_000  # per recording, in the recordings table
 SOFTWARE = ("biosig-ingest", "numpy", "scipy", "numba", "zarr", "pyedflib", "wfdb", "mne", "h5py", "pydantic")
@@ -122,9 +122,10 @@ def ingest_shard(
     ``mirror``: the source is remote; each recording's files are fetched before it is read
     (the next recording's while this one is processed).
     """
-    existing = committed_shards(store).get(f"s{task.index:05d}")
-    if existing is not None and existing.get("plan_digest") == task.digest:
-        adopted = list(existing.get("recordings", []))
+    name = f"s{task.index:05d}"
+    existing = committed_shards(store, [name])  # this shard only: one request, not a listing
+    if name in existing and existing[name].get("plan_digest") == task.digest:
+        adopted = shard_recordings(store, existing)[name]
         if on_recording is not None:
             for done_row in adopted:
                 on_recording(done_row)

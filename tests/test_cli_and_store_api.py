@@ -78,3 +78,31 @@ def test_demo_builds_valid_stores_and_prints_what_it_built(tmp_path):
         store = open_store(tmp_path / "demo" / name)
         assert len(store) > 0 and store.attrs["corpus"] == corpus
     assert "windows" in result.output and "TruncatedFileError" in result.output
+
+
+def test_a_schema_1_store_with_inline_recordings_tables_reads_the_same_and_validates(tuab_store, tmp_path):
+    """Schema 1 kept each shard's recordings table in its attributes; schema 2 beside its arrays."""
+    import gzip
+    import shutil
+
+    from biosig_ingest.store.inspect import validate
+    from biosig_ingest.store.writer import RECORDINGS
+
+    old = tmp_path / "schema1.zarr"
+    shutil.copytree(tuab_store[0], old)
+    root = json.loads((old / "zarr.json").read_text())
+    root["attributes"][ATTRS_KEY]["schema_version"] = 1
+    (old / "zarr.json").write_text(json.dumps(root))
+    for shard in sorted((old / "shards").glob("s*")):
+        meta = json.loads((shard / "zarr.json").read_text())
+        meta["attributes"][ATTRS_KEY]["recordings"] = json.loads(gzip.decompress((shard / RECORDINGS).read_bytes()))
+        (shard / "zarr.json").write_text(json.dumps(meta))
+        (shard / RECORDINGS).unlink()
+    new, schema1 = open_store(tuab_store[0]), open_store(old)
+    assert schema1.recordings.equals(new.recordings) and schema1.metadata.equals(new.metadata)
+    assert validate(old) == []
+    (tuab_store[0] / "shards" / "s00000" / RECORDINGS).rename(tmp_path / "away")  # a schema-2 shard without its table
+    try:
+        assert any("lacks its recordings table" in p for p in validate(tuab_store[0]))
+    finally:
+        (tmp_path / "away").rename(tuab_store[0] / "shards" / "s00000" / RECORDINGS)

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import SCHEMA_VERSION, ResolvedProfile
+from ..config import READABLE_SCHEMAS, ResolvedProfile
+from ..errors import StoreError
 from .encoding import storage_dtype
 from .layout import ATTRS_KEY, SHARDS, array, label_array
 from .reader import Store
@@ -98,8 +99,8 @@ def validate(path: str | Path) -> list[str]:
     problems += [f"root attribute {k!r} missing" for k in REQUIRED_ROOT if k not in attrs]
     if problems:
         return problems
-    if attrs["schema_version"] != SCHEMA_VERSION:
-        problems.append(f"schema_version {attrs['schema_version']} is not {SCHEMA_VERSION}")
+    if attrs["schema_version"] not in READABLE_SCHEMAS:
+        problems.append(f"schema_version {attrs['schema_version']} is not one of {READABLE_SCHEMAS}")
     try:
         rp = ResolvedProfile.model_validate(attrs["profile"])
         if rp.digest() != attrs["profile_hash"]:
@@ -107,6 +108,10 @@ def validate(path: str | Path) -> list[str]:
     except Exception as exc:
         problems.append(f"stored profile does not validate: {exc}")
     n_ch, n_t = len(store.channels), store.window_samples
+    try:
+        store.tables  # noqa: B018 - loads every shard's recordings table
+    except StoreError as exc:
+        return [*problems, str(exc)]
     for name in store.shard_names:
         g = store._groups[name]
         sa = store.shard_attrs[name]
@@ -127,7 +132,7 @@ def validate(path: str | Path) -> list[str]:
             dims = getattr(arr.metadata, "dimension_names", None)
             if not dims or len(dims) != len(shape):
                 problems.append(f"{name}/{arr_name}: dimension_names missing")
-        recs = sa.get("recordings", [])
+        recs = store.tables[name]
         if sum(r.get("n_windows", 0) for r in recs) != n:
             problems.append(f"{name}: recordings table counts differ from n_windows {n}")
         if any(r["status"] != "ok" and r.get("n_windows") for r in recs):

@@ -4,8 +4,9 @@
 STORE/                      root group; attrs["biosig"]: profile, hash, channels, labels, versions
   shards/                   group
     s00000/                 one committed shard (renamed into place when complete)
+      recordings.json.gz    the shard's recordings table (gzip JSON rows; schema 1: in attrs)
       signals   (window, channel, time)  float32
-      recording (window,)                int32   row of attrs["recordings"]
+      recording (window,)                int32   row of recordings.json.gz
       start_s   (window,)                float64 seconds from the recording start
       qc        (window, channel)        uint8   bitmask, see biosig_ingest.dsp.quality
       label_<name> (window,) int16 class code, -1 missing   [categorical]

@@ -95,15 +95,23 @@ class StoreLocation:
             return json.loads(self.local.joinpath(*parts).read_text())
         return json.loads(self.fs.cat_file(self.key(*parts)))
 
-    def read_jsons(self, keys: list[str]) -> dict[str, Any]:
-        """Many small JSON objects in one batch (concurrent requests on object stores)."""
+    def read_many(self, keys: list[str]) -> dict[str, bytes]:
+        """Many small objects in one batch (concurrent requests on object stores); absent ones left out."""
         if not keys:
             return {}
         if self.local is not None:
-            return {k: json.loads(Path(self.local, k).read_text()) for k in keys}
+            out = {}
+            for k in keys:
+                try:
+                    out[k] = Path(self.local, k).read_bytes()
+                except FileNotFoundError:
+                    continue
+            return out
         got = self.fs.cat([self.key(k) for k in keys], on_error="omit")
-        by_key = {k: self.key(k) for k in keys}
-        return {k: json.loads(got[p]) for k, p in by_key.items() if p in got}
+        return {k: got[self.key(k)] for k in keys if self.key(k) in got}
+
+    def read_jsons(self, keys: list[str]) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.read_many(keys).items()}
 
     def list_dir(self, *parts: str) -> list[str]:
         """Names directly under ``parts`` (empty if absent)."""

@@ -19,7 +19,7 @@ from .chunks import ShardSignals
 from .encoding import gather
 from .layout import ATTRS_KEY, SHARDS, array, label_array
 from .location import StoreLocation
-from .writer import as_location, committed_shards
+from .writer import as_location, committed_shards, shard_recordings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,13 +149,18 @@ class Store:
 
     # -- tables --------------------------------------------------------------------
     @cached_property
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Shard name -> its recordings table as rows (read on first use, in one batch)."""
+        return shard_recordings(self.location, self.shard_attrs)
+
+    @cached_property
     def recordings(self) -> pd.DataFrame:
         """One row per recording, ok or failed, with its shard."""
         import pandas as pd  # lazily: ingesting does not need pandas
 
         rows = []
         for s in self.shard_names:
-            for row in self.shard_attrs[s]["recordings"]:
+            for row in self.tables[s]:
                 rows.append({"shard": s, **row})
         return pd.DataFrame(rows)
 
@@ -170,7 +175,7 @@ class Store:
             n = int(self.shard_attrs[s]["n_windows"])
             if n == 0:
                 continue
-            recs = pd.DataFrame(self.shard_attrs[s]["recordings"])
+            recs = pd.DataFrame(self.tables[s])
             row = np.asarray(array(g, "recording")[:])
             frame = pd.DataFrame(
                 {
