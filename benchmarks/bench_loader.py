@@ -253,12 +253,12 @@ def shuffled(
     assert workers == 0, "in_memory patches this process only"
 
     def run_in_memory() -> int:
-        open_raw = ShardSignals.open_raw
-        ShardSignals.open_raw = lambda self, k: None  # type: ignore[method-assign]  # every chunk decompressed
+        map_raw = ShardSignals.map_raw
+        ShardSignals.map_raw = lambda self, k: None  # type: ignore[method-assign]  # every chunk decompressed
         try:
             return run()
         finally:
-            ShardSignals.open_raw = open_raw  # type: ignore[method-assign]
+            ShardSignals.map_raw = map_raw  # type: ignore[method-assign]
 
     return run_in_memory, loader
 

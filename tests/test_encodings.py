@@ -11,8 +11,16 @@ import yaml
 
 from biosig_ingest import ingest, open_store
 from biosig_ingest.config import Profile
-from biosig_ingest.store.chunks import ShardSignals, read_windows
-from biosig_ingest.store.encoding import CODE_MAX, NAN_CODE, decode, encode, error_bound
+from biosig_ingest.store.chunks import ShardSignals
+from biosig_ingest.store.encoding import (
+    CODE_MAX,
+    NAN_CODE,
+    decode,
+    encode,
+    error_bound,
+    gather,
+    gather_at,
+)
 from biosig_ingest.store.inspect import validate
 
 FS = 200
@@ -159,43 +167,57 @@ def test_chunk_files_decompressed_directly_equal_zarr_reads(stores):
 
 
 
-def test_windows_read_from_uncompressed_chunk_files_equal_the_decompressed_chunks(stores, monkeypatch):
+def test_mapped_uncompressed_chunk_files_gather_as_the_decompressed_chunks(stores, monkeypatch):
     import os
 
     from biosig_ingest.store import chunks
 
+    some_raw = None
     for (dtype, filtered), st in stores.items():
         sig = ShardSignals(st._groups[st.shard_names[0]])
+        scale, offset = sig.scale_offset()
         block = sig.new_block()
         raw = 0
         for k in range(sig.n_chunks):
-            fd = sig.open_raw(k)
-            if fd is None:
+            mapped = sig.map_raw(k)
+            if mapped is None:
                 continue
             raw += 1
             some_raw = (sig, k)
             try:
                 n = sig.read_chunk(k, block)
+                lo = k * sig.chunk_windows
                 pos = np.arange(n)[::-1].copy()
-                got = np.empty((n, sig.n_channels, sig.n_samples), sig.dtype)
-                read_windows(np.full(n, fd), pos, sig.window_bytes, got)
-                assert np.array_equal(got.view(np.uint8), block[pos].view(np.uint8))
+                rows = np.arange(n)
+                cmap = np.arange(sig.n_channels)[::-1].copy()  # channels reversed too
+                addresses = np.array([mapped.address])
+                want = np.empty((n, sig.n_channels, sig.n_samples), np.float32)
+                got = np.empty_like(want)
+                gather(block[None], np.zeros(n, np.int64), pos, want, rows, cmap, scale, offset, pos + lo)
+                gather_at(addresses, sig.chunk_windows, sig.dtype, np.zeros(n, np.int64), pos, got, rows, cmap, scale, offset, pos + lo)
+                assert np.array_equal(got, want, equal_nan=True)
+                kept = np.empty((n, sig.n_channels, sig.n_samples), sig.dtype)  # stored values, undecoded
+                gather_at(addresses, sig.chunk_windows, sig.dtype, np.zeros(n, np.int64), pos, kept, rows, cmap)
+                assert np.array_equal(kept.view(np.uint16), block[pos][:, cmap].view(np.uint16))
             finally:
-                os.close(fd)
+                mapped.close()
         # filtered int16 and float16 fill 16 bits and are kept uncompressed (but for chunks with
         # a flat stretch: constant rows); float32 (byte shuffle), unfiltered int16 (bit shuffle) compress
         if filtered and dtype != "float32":
             assert raw > 0, dtype
         elif dtype == "float32" or dtype == "int16":
             assert raw == 0, (dtype, filtered)
+    assert some_raw is not None
     advised = []
-    monkeypatch.setattr(chunks, "_cached", lambda fd, size: False)  # a cold page cache: read ahead
+    monkeypatch.setattr(chunks, "_NOWAIT", None)  # as if the header was not in the page cache: read ahead
     monkeypatch.setattr(chunks.os, "posix_fadvise", lambda *a: advised.append(a[1:]))
     sig, k = some_raw
-    fd = sig.open_raw(k)
-    assert fd is not None
-    os.close(fd)
+    mapped = sig.map_raw(k)
+    assert mapped is not None
+    mapped.close()
+    mapped.close()  # twice is harmless
     assert advised == [(0, 0, os.POSIX_FADV_WILLNEED)]
+
 
 def test_int16_rows_with_nan_keep_nan_where_it_was():
     x = np.random.default_rng(1).normal(0, 30, (3, 2, 500)).astype(np.float32)

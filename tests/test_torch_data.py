@@ -415,30 +415,30 @@ def _open_fds() -> int:
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files in /proc")
 def test_chunks_kept_in_their_files_and_decompressed_ones_mix_in_one_epoch(tmp_path, monkeypatch):
     # without zero rows, full int16 chunks do not compress: Blosc keeps them as they are and the
-    # loader reads their windows from the files; each shard's last, partial chunk compresses
+    # loader decodes their windows from the mapped files; each shard's last, partial chunk compresses
     st = open_store(synthetic_store(tmp_path / "raw.zarr", EEG10, missing=False))
-    real = ShardSignals.open_raw
+    real = ShardSignals.map_raw
     opened: list[bool] = []
 
     def watch(self, k):
-        fd = real(self, k)
-        opened.append(fd is not None)
-        return fd
+        raw = real(self, k)
+        opened.append(raw is not None)
+        return raw
 
     def epoch(**kw):
         ds = StoreIterableDataset(st.path, batch_size=16, seed=2, **kw)
         ds.set_epoch(1)
         before = _open_fds()
         out = [(b["window"].numpy(), b["signals"].numpy()) for b in ds]
-        assert _open_fds() == before  # every chunk file closed at the end of the epoch
+        assert _open_fds() == before  # every chunk file unmapped at the end of the epoch
         return out
 
-    monkeypatch.setattr(ShardSignals, "open_raw", watch)
+    monkeypatch.setattr(ShardSignals, "map_raw", watch)
     natural = epoch()
     assert 0 < sum(opened) < len(opened)
-    monkeypatch.setattr(ShardSignals, "open_raw", lambda self, k: real(self, k) if k % 2 else None)
+    monkeypatch.setattr(ShardSignals, "map_raw", lambda self, k: real(self, k) if k % 2 else None)
     every_other = epoch(prefetch=0)
-    monkeypatch.setattr(ShardSignals, "open_raw", lambda self, k: None)
+    monkeypatch.setattr(ShardSignals, "map_raw", lambda self, k: None)
     decompressed = epoch()
     for a, b, c in zip(natural, every_other, decompressed, strict=True):  # the same draws whatever the path
         np.testing.assert_array_equal(a[0], b[0])
@@ -452,7 +452,7 @@ def test_chunks_kept_in_their_files_and_decompressed_ones_mix_in_one_epoch(tmp_p
     np.testing.assert_array_equal(np.sort(np.concatenate([w for w, _ in got])), np.arange(len(st)))
     for w, x in got:
         np.testing.assert_array_equal(x, st.read(w))
-    monkeypatch.setattr(ShardSignals, "open_raw", real)
+    monkeypatch.setattr(ShardSignals, "map_raw", real)
     raw = next(iter(StoreIterableDataset(st.path, batch_size=16, seed=2, decode=False)))
     np.testing.assert_array_equal(decode_signals(raw).numpy(), st.read(raw["window"].numpy()))
     ds = StoreIterableDataset(st.path, batch_size=16, seed=2)
@@ -460,5 +460,5 @@ def test_chunks_kept_in_their_files_and_decompressed_ones_mix_in_one_epoch(tmp_p
     it = iter(ds)
     next(it)
     assert _open_fds() > before
-    it.close()  # an epoch abandoned midway closes its files too
+    it.close()  # an epoch abandoned midway unmaps its files too
     assert _open_fds() == before

@@ -6,23 +6,22 @@ machinery (about twice as fast on 10-s windows, docs/loading.md); anything else 
 Zarr. Both give the same arrays (tests/test_encodings.py).
 
 A chunk file that Blosc kept uncompressed (incompressible bytes, e.g. quantized int16) can also
-be opened for reading windows one by one (:meth:`ShardSignals.open_chunk`, :func:`read_windows`):
-the page cache is then the decompressed chunk, and the shuffle buffer need not copy it.
+be mapped into memory (:meth:`ShardSignals.map_raw`): the page cache then is the decompressed
+chunk, and the shuffle buffer need not copy it.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
 from pathlib import Path
 
-import numba
 import numcodecs.blosc
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec
 
-from .encoding import _gather_copy, _gather_float16, _gather_int16, gather, gather_stored
 from .layout import array
 
 BLOSC_HEADER = 16  # c-blosc 1 frame: version, versionlz, flags, typesize, nbytes, blocksize, cbytes
@@ -87,31 +86,32 @@ class ShardSignals:
     def window_bytes(self) -> int:
         return self.n_channels * self.n_samples * self.dtype.itemsize
 
-    def open_raw(self, k: int) -> int | None:
-        """An open file descriptor of chunk ``k`` when its file holds the chunk uncompressed
-        (Blosc kept the bytes as they are), else None (read it with :meth:`read_chunk`).
+    def map_raw(self, k: int) -> RawChunk | None:
+        """Chunk ``k`` mapped into memory when its file holds the chunk uncompressed (Blosc kept
+        the bytes as they are), else None (read it with :meth:`read_chunk`). Only the 16-byte
+        header is read here; :meth:`RawChunk.close` unmaps it.
 
-        Only the 16-byte header is read. Read the windows with :func:`read_windows`, then
-        ``os.close`` the descriptor. A chunk not in the page cache is read ahead
-        (``POSIX_FADV_WILLNEED``), so that the window reads do not each wait for the disk.
+        A chunk whose header is not in the page cache is read ahead (``POSIX_FADV_WILLNEED``),
+        so that reading its windows later does not wait for the disk page by page. The files of
+        a committed shard never change; a chunk file truncated while mapped would crash the
+        reader (SIGBUS), as with any memory-mapped file.
         """
-        if self._dir is None or not _PREAD:
+        if self._dir is None or not _MMAP:
             return None
         try:
-            fd = os.open(self._chunk_path(k), os.O_RDONLY)
+            fd = os.open(os.path.join(self._dir, self.array.metadata.encode_chunk_key((k, 0, 0))), os.O_RDONLY)
         except FileNotFoundError:
             return None
-        size = self.chunk_windows * self.window_bytes
         try:
-            if _stored_raw(os.pread(fd, BLOSC_HEADER, 0), size):
-                if not _cached(fd, BLOSC_HEADER + size):
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-                return fd
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-        return None
+            head, cached = _read_head(fd)
+            size = self.chunk_windows * self.window_bytes
+            if not _stored_raw(head, size):
+                return None
+            if not cached:  # read-ahead of a cached file would cost 0.1 ms per chunk for nothing
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            return RawChunk(mmap.mmap(fd, BLOSC_HEADER + size, prot=mmap.PROT_READ))
+        finally:
+            os.close(fd)  # the mapping keeps the file
 
     def read_chunk(self, k: int, out: np.ndarray, scratch: bytearray | None = None) -> int:
         """Decompress chunk ``k`` into ``out`` (``new_block()``'s shape); returns its window count.
@@ -158,126 +158,32 @@ class ShardSignals:
         return self._scale, self._offset
 
 
-_PREAD = all(hasattr(os, name) for name in ("pread", "preadv", "posix_fadvise"))
+_MMAP = hasattr(os, "posix_fadvise") and hasattr(mmap, "PROT_READ")  # POSIX
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
 
 
-def _cached(fd: int, size: int) -> bool:
-    """Whether the middle and the last byte of the file are in the page cache (a probe read
-    with ``RWF_NOWAIT``, which fails instead of waiting for the disk); False if unknown. Asking
-    for read-ahead of a cached 3 MB file costs about 0.1 ms, ten times this probe."""
-    if _NOWAIT is None:
-        return False
-    probe = bytearray(1)
-    try:
-        return all(os.preadv(fd, [probe], at, _NOWAIT) == 1 for at in (size // 2, size - 1))
-    except OSError:  # BlockingIOError: not cached; EOPNOTSUPP: the file system cannot tell
-        return False
+def _read_head(fd: int) -> tuple[bytes, bool]:
+    """The Blosc header of an open chunk file, and whether it was in the page cache (read with
+    ``RWF_NOWAIT``, which fails instead of waiting for the disk; False where unknown)."""
+    if _NOWAIT is not None:
+        head = bytearray(BLOSC_HEADER)
+        try:
+            n = os.preadv(fd, [head], 0, _NOWAIT)
+            return bytes(head[:n]), True
+        except OSError:  # BlockingIOError: not cached; EOPNOTSUPP: the file system cannot tell
+            pass
+    return os.pread(fd, BLOSC_HEADER, 0), False
 
 
-def read_windows(fds: np.ndarray, positions: np.ndarray, window_bytes: int, out: np.ndarray) -> None:
-    """``out[i]`` = window ``positions[i]`` of the uncompressed chunk file open as ``fds[i]``
-    (:meth:`ShardSignals.open_raw`); ``out`` (n, ...) C-contiguous in the stored dtype."""
-    rows = out.reshape(len(out), -1).view(np.uint8)
-    for i in range(len(fds)):
-        offset = BLOSC_HEADER + int(positions[i]) * window_bytes
-        if os.preadv(int(fds[i]), [rows[i]], offset) != window_bytes:
-            raise OSError(f"short read of a chunk file (descriptor {int(fds[i])})")
+class RawChunk:
+    """An uncompressed chunk file mapped read-only; ``address`` is where its windows start."""
 
+    def __init__(self, mapping: mmap.mmap):
+        self.mapping: mmap.mmap | None = mapping
+        self.address = int(np.frombuffer(mapping, np.uint8, count=1).ctypes.data) + BLOSC_HEADER
 
-def read_gather(
-    fds: np.ndarray,
-    positions: np.ndarray,
-    out: np.ndarray,
-    out_rows: np.ndarray,
-    channel_map: np.ndarray,
-    staging: np.ndarray,
-    scale: np.ndarray | None = None,
-    offset: np.ndarray | None = None,
-    scale_row: np.ndarray | None = None,
-) -> None:
-    """:func:`~.encoding.gather` (``out`` float32) or :func:`~.encoding.gather_stored` (``out``
-    in the stored dtype) for windows ``positions[i]`` of the uncompressed chunk files open as
-    ``fds[i]`` (:meth:`ShardSignals.open_raw`).
-
-    Each window is read (``pread``: the kernel copies it from the page cache) into ``staging``,
-    one window of the stored dtype that stays in the CPU cache, and decoded from there: the
-    file's bytes are copied once before decoding, as a chunk decompressed in order would be.
-    Reads and decoding run in one compiled loop that releases the GIL.
-    """
-    i64 = np.int64
-    fds, out_rows, channel_map = np.asarray(fds, i64), np.asarray(out_rows, i64), np.asarray(channel_map, i64)
-    window_bytes = staging.nbytes
-    offsets = BLOSC_HEADER + np.asarray(positions, i64) * window_bytes
-    stage = staging.reshape(1, 1, *staging.shape[-2:])
-    flat = staging.reshape(-1).view(np.uint8)
-    one = np.zeros(1, i64)
-    decoded = out.dtype == np.float32 and staging.dtype != np.float32
-    if decoded and staging.dtype == np.int16 and (scale is None or offset is None or scale_row is None):
-        raise ValueError("int16 windows need their scale and offset")
-    start = 0
-    while start < len(fds):
-        sl = slice(start, None)
-        if not decoded:
-            to, src = (out.view(np.uint16), stage.view(np.uint16)) if out.dtype == np.float16 else (out, stage)
-            failed = _read_copy(fds[sl], offsets[sl], flat, src, one, to, out_rows[sl], channel_map)
-        elif staging.dtype == np.int16:
-            assert scale is not None and offset is not None and scale_row is not None
-            rows = np.asarray(scale_row, i64)[sl]
-            failed = _read_int16(fds[sl], offsets[sl], flat, stage, one, scale, offset, rows, out, out_rows[sl], channel_map)
-        else:
-            failed = _read_float16(fds[sl], offsets[sl], flat, stage.view(np.uint16), one, out.view(np.uint32), out, out_rows[sl], channel_map)
-        if failed < 0:
-            return
-        # an interrupted or short read: once more through Python, which retries or raises
-        i = start + int(failed)
-        read_windows(fds[i : i + 1], np.asarray(positions, i64)[i : i + 1], window_bytes, staging[None])
-        if not decoded:
-            gather_stored(stage, one, one, out, out_rows[i : i + 1], channel_map)
-        else:
-            gather(stage, one, one, out, out_rows[i : i + 1], channel_map, scale, offset, None if scale_row is None else np.asarray(scale_row, i64)[i : i + 1])
-        start = i + 1
-
-
-# libc's pread, called from compiled code (resolved by name; POSIX systems only)
-_pread = numba.types.ExternalFunction("pread", numba.types.intp(numba.types.intc, numba.types.voidptr, numba.types.uintp, numba.types.int64))
-
-
-@numba.njit(cache=True, nogil=True)
-def _read_one(fd, dst, at):  # pragma: no cover - compiled
-    """Read ``dst.size`` bytes at ``at`` into ``dst`` (uint8); False on an error or end of file."""
-    got = 0
-    n = dst.size
-    while got < n:
-        r = _pread(np.int32(fd), dst[got:].ctypes.data, n - got, at + got)
-        if r <= 0:
-            return False
-        got += r
-    return True
-
-
-@numba.njit(cache=True, nogil=True)
-def _read_int16(fds, offsets, flat, stage, one, scale, offset, scale_row, out, out_rows, channel_map):  # pragma: no cover - compiled
-    for i in range(fds.shape[0]):
-        if not _read_one(fds[i], flat, offsets[i]):
-            return i
-        _gather_int16(stage, one, one, scale, offset, scale_row[i : i + 1], out, out_rows[i : i + 1], channel_map)
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _read_float16(fds, offsets, flat, stage_bits, one, out_bits, out, out_rows, channel_map):  # pragma: no cover - compiled
-    for i in range(fds.shape[0]):
-        if not _read_one(fds[i], flat, offsets[i]):
-            return i
-        _gather_float16(stage_bits, one, one, out_bits, out, out_rows[i : i + 1], channel_map)
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _read_copy(fds, offsets, flat, stage, one, out, out_rows, channel_map):  # pragma: no cover - compiled
-    for i in range(fds.shape[0]):
-        if not _read_one(fds[i], flat, offsets[i]):
-            return i
-        _gather_copy(stage, one, one, out, out_rows[i : i + 1], channel_map)
-    return -1
+    def close(self) -> None:
+        """Unmap it; its address must not be read any more."""
+        if self.mapping is not None:
+            self.mapping.close()
+            self.mapping = None

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 ENCODINGS = ("float32", "float16", "int16")
 NAN_CODE = -32768  # int16 code of a NaN sample
@@ -417,3 +419,89 @@ def gather_stored(
         _gather_copy(blocks.view(np.uint16), *args, out.view(np.uint16), rows, cmap)
     else:
         _gather_copy(blocks, *args, out, rows, cmap)
+
+
+# --- blocks anywhere in memory (the shuffle buffer's own blocks and memory-mapped chunk files) ---
+
+
+@intrinsic
+def _pointer(typingctx, address):  # pragma: no cover - compiled
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(types.int64), codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _at_int16(addresses, cw, block_of, local_of, scale, offset, scale_row, out, out_rows, channel_map):  # pragma: no cover - compiled
+    shape = (1, cw, channel_map.shape[0], out.shape[2])
+    one = np.zeros(1, np.int64)
+    for i in range(block_of.shape[0]):
+        block = numba.carray(_pointer(addresses[block_of[i]]), shape, np.int16)
+        _gather_int16(block, one, local_of[i : i + 1], scale, offset, scale_row[i : i + 1], out, out_rows[i : i + 1], channel_map)
+
+
+@numba.njit(cache=True, nogil=True)
+def _at_float16(addresses, cw, block_of, local_of, out_bits, out, out_rows, channel_map):  # pragma: no cover - compiled
+    shape = (1, cw, channel_map.shape[0], out.shape[2])
+    one = np.zeros(1, np.int64)
+    for i in range(block_of.shape[0]):
+        block = numba.carray(_pointer(addresses[block_of[i]]), shape, np.uint16)
+        _gather_float16(block, one, local_of[i : i + 1], out_bits, out, out_rows[i : i + 1], channel_map)
+
+
+@numba.njit(cache=True, nogil=True)
+def _at_copy32(addresses, cw, block_of, local_of, out, out_rows, channel_map):  # pragma: no cover - compiled
+    shape = (1, cw, channel_map.shape[0], out.shape[2])
+    one = np.zeros(1, np.int64)
+    for i in range(block_of.shape[0]):
+        block = numba.carray(_pointer(addresses[block_of[i]]), shape, np.float32)
+        _gather_copy(block, one, local_of[i : i + 1], out, out_rows[i : i + 1], channel_map)
+
+
+@numba.njit(cache=True, nogil=True)
+def _at_copy16(addresses, cw, block_of, local_of, out, out_rows, channel_map):  # pragma: no cover - compiled
+    shape = (1, cw, channel_map.shape[0], out.shape[2])
+    one = np.zeros(1, np.int64)
+    for i in range(block_of.shape[0]):
+        block = numba.carray(_pointer(addresses[block_of[i]]), shape, np.uint16)
+        _gather_copy(block, one, local_of[i : i + 1], out, out_rows[i : i + 1], channel_map)
+
+
+def gather_at(
+    addresses: np.ndarray,
+    chunk_windows: int,
+    dtype: np.dtype,
+    block_of: np.ndarray,
+    local_of: np.ndarray,
+    out: np.ndarray,
+    out_rows: np.ndarray,
+    channel_map: np.ndarray,
+    scale: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+    scale_row: np.ndarray | None = None,
+) -> None:
+    """:func:`gather` (``out`` float32) or :func:`gather_stored` (``out`` in the stored dtype)
+    for blocks that need not be one array: block ``b`` is ``chunk_windows`` C-contiguous
+    (channels, samples) windows of ``dtype`` starting at memory address ``addresses[b]``
+    (``len(channel_map)`` channels, ``out.shape[2]`` samples). The caller keeps that memory
+    alive and readable (an array's ``ctypes.data``, a mapped file) during the call.
+    """
+    i64 = np.int64
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.int16), np.dtype(np.float16), np.dtype(np.float32)) or out.dtype not in (dtype, np.float32):
+        raise ValueError(f"cannot gather {dtype} blocks into {out.dtype}")
+    if not out.flags.c_contiguous or out.shape[2] <= 0:
+        raise ValueError("out must be C-contiguous (batch, channels, samples)")
+    args = (np.asarray(addresses, i64), int(chunk_windows), np.asarray(block_of, i64), np.asarray(local_of, i64))
+    rows, cmap = np.asarray(out_rows, i64), np.asarray(channel_map, i64)
+    if out.dtype == dtype and dtype == np.float32:
+        _at_copy32(*args, out, rows, cmap)
+    elif out.dtype == dtype:  # stored 16-bit values, copied as bits
+        _at_copy16(*args, out.view(np.uint16), rows, cmap)
+    elif dtype == np.int16:
+        if scale is None or offset is None or scale_row is None:
+            raise ValueError("int16 windows need their scale and offset")
+        _at_int16(*args, scale, offset, np.asarray(scale_row, i64), out, rows, cmap)
+    else:
+        _at_float16(*args, out.view(np.uint32), out, rows, cmap)

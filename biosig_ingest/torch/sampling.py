@@ -7,7 +7,6 @@ Needs no torch: the datasets in :mod:`.dataset` drive these with rank and worker
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections import deque
 from concurrent.futures import Executor, Future
@@ -16,8 +15,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..store.chunks import ShardSignals, read_gather
-from ..store.encoding import gather, gather_stored
+from ..store.chunks import RawChunk, ShardSignals
+from ..store.encoding import gather_at
 from ..store.reader import Store
 
 
@@ -168,10 +167,11 @@ class ChunkPool:
         self.next_chunk = 0
         self.active = 0  # blocks whose windows are in the live arrays
         self._scratch = threading.local()  # compressed bytes, one buffer per loading thread
-        # blocks whose chunk file is uncompressed stay in the file (page cache): its descriptor
-        self.fds = np.full(n_blocks, -1, np.int64)
-        self._staging: np.ndarray | None = None  # a window read from a chunk file
-        self.window_bytes = len(store.channels) * store.window_samples * self.blocks.dtype.itemsize
+        # where each block's windows are: its own memory, or the chunk file mapped (uncompressed
+        # chunks are read from the page cache, not copied into the buffer)
+        self.own = self.blocks.ctypes.data + np.arange(n_blocks, dtype=np.int64) * self.blocks[0].nbytes if n_blocks else np.zeros(0, np.int64)
+        self.addresses = self.own.copy()
+        self.mapped: list[RawChunk | None] = [None] * n_blocks
 
     @property
     def memory(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -206,10 +206,11 @@ class ChunkPool:
             while self.free and self.next_chunk < len(self.chunks):
                 j = int(self.chunks[self.next_chunk])
                 block = self.free.pop()
-                fd = self.signals[int(self.plan.shard[j])].open_raw(int(self.plan.chunk[j]))
+                raw = self.signals[int(self.plan.shard[j])].map_raw(int(self.plan.chunk[j]))
                 fut: Future | None = None
-                if fd is not None:  # uncompressed: windows are read from the file when drawn
-                    self.fds[block] = fd
+                if raw is not None:  # uncompressed: its windows are decoded from the mapped file
+                    self.mapped[block] = raw
+                    self.addresses[block] = raw.address
                     self._scale_offset(j, block)
                 elif self.executor is not None:
                     fut = self.executor.submit(self._load, j, block)
@@ -264,48 +265,33 @@ class ChunkPool:
             self.n_live -= m
             blocks, local = picked[0, :m], picked[1, :m]
             rows = out_rows[filled : filled + m]
-            self._decode(blocks, local, out, rows, channel_map, stored)
+            scale_row = blocks * self.cw + local
+            gather_at(self.addresses, self.cw, self.blocks.dtype, blocks, local, out, rows, channel_map, self.scale, self.offset, scale_row)
             if stored and self.int16 and out_scale is not None and out_offset is not None:
                 assert self.scale is not None and self.offset is not None
-                src = (blocks * self.cw + local)[:, None]
+                src = scale_row[:, None]
                 out_scale[rows[:, None], channel_map[keep][None, :]] = self.scale[src, np.nonzero(keep)[0][None, :]]
                 out_offset[rows[:, None], channel_map[keep][None, :]] = self.offset[src, np.nonzero(keep)[0][None, :]]
             got[filled : filled + m] = picked[2, :m]
             filled += m
             for block in emptied[:n_empty]:  # drawn out: they take the next chunks
-                if self.fds[block] >= 0:
-                    os.close(int(self.fds[block]))
-                    self.fds[block] = -1
+                self._unmap(int(block))
                 self.free.append(int(block))
                 self.active -= 1
         self.remaining -= filled
         return got[:filled]
 
-    def _decode(self, blocks: np.ndarray, local: np.ndarray, out: np.ndarray, rows: np.ndarray, channel_map: np.ndarray, stored: bool) -> None:
-        """Windows ``local`` of ``blocks`` into ``out[rows]``: from the decompressed blocks, or,
-        for chunks left in their files, read into a small staging buffer that stays in the CPU
-        cache and decoded from there (the page cache is the only other copy they get)."""
-        fds = self.fds[blocks]
-        in_file = fds >= 0
-        if not in_file.all():
-            mem = np.nonzero(~in_file)[0]
-            if stored:
-                gather_stored(self.blocks, blocks[mem], local[mem], out, rows[mem], channel_map)
-            else:
-                gather(self.blocks, blocks[mem], local[mem], out, rows[mem], channel_map, self.scale, self.offset, (blocks * self.cw + local)[mem])
-        if not in_file.any():
-            return
-        if self._staging is None:
-            self._staging = np.empty(self.blocks.shape[2:], self.blocks.dtype)
-        at = np.nonzero(in_file)[0]
-        scale_row = None if stored else blocks[at] * self.cw + local[at]
-        read_gather(fds[at], local[at], out, rows[at], channel_map, self._staging, None if stored else self.scale, None if stored else self.offset, scale_row)
+    def _unmap(self, block: int) -> None:
+        raw = self.mapped[block]
+        if raw is not None:
+            self.addresses[block] = self.own[block]
+            self.mapped[block] = None
+            raw.close()
 
     def close(self) -> None:
-        """Close the chunk files still open (the pool is done with, or abandoned mid-epoch)."""
-        for block in np.nonzero(self.fds >= 0)[0]:
-            os.close(int(self.fds[block]))
-            self.fds[block] = -1
+        """Unmap the chunk files still mapped (the pool is done with, or abandoned mid-epoch)."""
+        for block in range(len(self.mapped)):
+            self._unmap(block)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter shutdown
