@@ -14,7 +14,7 @@ from biosig_ingest import open_store
 from biosig_ingest.cli import app
 from biosig_ingest.features import FeatureSpec, compute_features, read_features
 from biosig_ingest.features.store import compute_shard
-from biosig_ingest.parallel import cores_per_slot, task_key
+from biosig_ingest.parallel import cores_per_slot, local_cluster, task_key
 from biosig_ingest.store.inspect import validate
 
 MEASURES = ("de", "log_power", "power", "relative_power")
@@ -24,9 +24,7 @@ SPEC = FeatureSpec(smoothing="lds")  # smoothing runs along each recording: a sh
 @pytest.fixture(scope="module")
 def cluster():
     """One local cluster of two single-threaded processes for the whole module (a start costs seconds)."""
-    from dask.distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with local_cluster(2) as c:
         yield c
 
 
@@ -108,6 +106,14 @@ def test_each_worker_process_gets_its_share_of_the_cores_for_numba(cluster):
     assert set(shares) == set(cluster.scheduler_info["workers"])
     cores = len(os.sched_getaffinity(0))
     assert all(n == max(1, cores // 2) for n in shares.values())  # two processes on one host
+
+
+def test_the_local_cluster_leaves_glibc_s_adaptive_mmap_threshold_on(cluster):
+    from dask.distributed import Client
+
+    with Client(cluster) as client:
+        env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert set(env.values()) == {None}
 
 
 def test_task_keys_are_deterministic_and_differ_between_stores():
