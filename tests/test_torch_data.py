@@ -455,6 +455,13 @@ def test_chunks_kept_in_their_files_and_decompressed_ones_mix_in_one_epoch(tmp_p
     monkeypatch.setattr(ShardSignals, "map_raw", real)
     raw = next(iter(StoreIterableDataset(st.path, batch_size=16, seed=2, decode=False)))
     np.testing.assert_array_equal(decode_signals(raw).numpy(), st.read(raw["window"].numpy()))
+    half = open_store(synthetic_store(tmp_path / "half.zarr", EEG10, missing=False, dtype="float16"))
+    opened.clear()
+    monkeypatch.setattr(ShardSignals, "map_raw", watch)
+    for b in StoreIterableDataset(half.path, batch_size=16, seed=2):
+        np.testing.assert_array_equal(b["signals"].numpy(), half.read(b["window"].numpy()))
+    assert any(opened)  # float16 chunks mapped too
+    monkeypatch.setattr(ShardSignals, "map_raw", real)
     ds = StoreIterableDataset(st.path, batch_size=16, seed=2)
     before = _open_fds()
     it = iter(ds)

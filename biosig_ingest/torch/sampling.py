@@ -1,5 +1,6 @@
 """Chunk-level shuffling: chunk plans, their split across ranks and workers, and the shuffle
-buffer that decompresses each chunk once and draws windows at random from the chunks it holds.
+buffer that reads each chunk once (mapped, or decompressed) and draws windows at random from
+the chunks it holds.
 
 Needs no torch: the datasets in :mod:`.dataset` drive these with rank and worker numbers.
 """
@@ -116,12 +117,13 @@ def _draw(live, n_live, m, u, shuffle, left, picked, emptied):  # pragma: no cov
 class ChunkPool:
     """The shuffle buffer of one store in one slot.
 
-    Holds up to ``live_blocks`` decompressed chunks whose selected windows are drawn uniformly
-    at random (or in order without shuffling); a chunk is replaced by the next one of the
-    slot's order as soon as all its windows are drawn. With an ``executor``, the next
-    ``prefetch`` chunks are read and decompressed in a thread meanwhile (Blosc and file reads
-    release the GIL). Chunks are consumed strictly in order, so the draws depend on the seed
-    only, never on timing.
+    Holds up to ``live_blocks`` chunks whose selected windows are drawn uniformly at random
+    (or in order without shuffling); a chunk is replaced by the next one of the slot's order
+    as soon as all its windows are drawn. A chunk whose file is uncompressed is mapped, and its
+    windows are decoded straight from the page cache (no copy in the buffer, whose memory then
+    stays untouched); others are decompressed into the buffer, with an ``executor`` the next
+    ``prefetch`` of them in a thread meanwhile (Blosc and file reads release the GIL). Chunks
+    are consumed strictly in order, so the draws depend on the seed only, never on timing.
     """
 
     def __init__(
@@ -169,7 +171,7 @@ class ChunkPool:
         self._scratch = threading.local()  # compressed bytes, one buffer per loading thread
         # where each block's windows are: its own memory, or the chunk file mapped (uncompressed
         # chunks are read from the page cache, not copied into the buffer)
-        self.own = self.blocks.ctypes.data + np.arange(n_blocks, dtype=np.int64) * self.blocks[0].nbytes if n_blocks else np.zeros(0, np.int64)
+        self.own = self.blocks.ctypes.data + np.arange(n_blocks, dtype=np.int64) * self.blocks[0].nbytes
         self.addresses = self.own.copy()
         self.mapped: list[RawChunk | None] = [None] * n_blocks
 
