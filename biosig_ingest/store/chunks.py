@@ -107,9 +107,11 @@ class ShardSignals:
             size = self.chunk_windows * self.window_bytes
             if not _stored_raw(head, size):
                 return None
-            if not cached:  # read-ahead of a cached file would cost 0.1 ms per chunk for nothing
+            if not cached and hasattr(os, "posix_fadvise"):  # on a cached file: 0.1 ms for nothing
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-            return RawChunk(mmap.mmap(fd, BLOSC_HEADER + size, prot=mmap.PROT_READ))
+            # Python >= 3.13 maps without keeping a duplicate descriptor open per chunk
+            extra = {"trackfd": False} if sys.version_info >= (3, 13) else {}
+            return RawChunk(mmap.mmap(fd, BLOSC_HEADER + size, prot=mmap.PROT_READ, **extra))
         finally:
             os.close(fd)  # the mapping keeps the file
 
@@ -158,7 +160,7 @@ class ShardSignals:
         return self._scale, self._offset
 
 
-_MMAP = hasattr(os, "posix_fadvise") and hasattr(mmap, "PROT_READ")  # POSIX
+_MMAP = hasattr(mmap, "PROT_READ") and hasattr(os, "pread")  # POSIX
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
 
 
