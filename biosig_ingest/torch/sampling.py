@@ -119,9 +119,10 @@ class ChunkPool:
 
     Holds up to ``live_blocks`` chunks whose selected windows are drawn uniformly at random
     (or in order without shuffling); a chunk is replaced by the next one of the slot's order
-    as soon as all its windows are drawn. A chunk whose file is uncompressed is mapped, and its
-    windows are decoded straight from the page cache (no copy in the buffer, whose memory then
-    stays untouched); others are decompressed into the buffer, with an ``executor`` the next
+    as soon as all its windows are drawn. A chunk whose file is uncompressed and in the page
+    cache is mapped, and its windows are decoded straight from the page cache (no copy in the
+    buffer, whose memory then stays untouched); others are read and decompressed into the
+    buffer, with an ``executor`` the next
     ``prefetch`` of them in a thread meanwhile (Blosc and file reads release the GIL). Chunks
     are consumed strictly in order, so the draws depend on the seed only, never on timing.
     """
