@@ -38,7 +38,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: ingest against MNE (arguments after -- go to it), then DE features."""
+    """Benchmarks: ingest against MNE (arguments after -- go to it), DE features, scaling on Dask."""
     # torch first, pinned: the CPU build on disk; anything that pulls torch in before would
     # download the newest CUDA build (GBs)
     session.install("torch==2.13.0")
@@ -49,3 +49,4 @@ def bench(session: nox.Session) -> None:
     session.install("spectrum", "PyWavelets", "scikit-learn")
     session.run("python", "benchmarks/bench_ingest.py", *session.posargs)
     session.run("python", "benchmarks/bench_features.py")
+    session.run("python", "benchmarks/bench_scaling.py")

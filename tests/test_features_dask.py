@@ -121,3 +121,12 @@ def test_task_keys_are_deterministic_and_differ_between_stores():
     assert a == task_key("features", "/data/a.zarr", "s00000", "spectral-1234", "d" * 64)
     assert a != task_key("features", "/data/b.zarr", "s00000", "spectral-1234", "d" * 64)
     assert a != task_key("features", "/data/a.zarr", "s00001", "spectral-1234", "d" * 64)
+
+
+def test_feature_sets_on_an_object_store_are_refused_with_a_clear_message(tuab):
+    from biosig_ingest import ingest
+    from biosig_ingest.errors import UsageError
+
+    ingest("tuab", tuab.root, "memory://features-refused.zarr", "tcp16", limit=2)
+    with pytest.raises(UsageError, match="not implemented yet"):
+        compute_features("memory://features-refused.zarr", SPEC)

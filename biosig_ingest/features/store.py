@@ -208,6 +208,8 @@ def compute_features(
     t0 = time.perf_counter()
     spec = spec or FeatureSpec()
     st = Store(store)
+    if st.location.local is None:  # the shard task writes and renames folders on a filesystem
+        raise UsageError(f"feature sets need a store on a filesystem; {st.url} is not (object storage: not implemented yet)")
     check_spec(spec, st.fs_hz, st.window_samples)
     name = check_name(name or spec.default_name())
     digest = spec.digest()
