@@ -145,7 +145,8 @@ def run_shards(
         for task in tasks:  # in-process: per-recording progress
             run_one(task, *args, on_recording)
         return
-    scope = [str(a) for a in args if isinstance(a, str | Path)]  # the store: keys differ per store
+    # the store (a path, or a location with a URL): the same shard of two stores has two keys
+    scope = [str(getattr(a, "url", a)) for a in args if isinstance(a, str | Path) or hasattr(a, "url")]
     calls = [(task_key("shard", *scope, task.digest, task.index), (task, *args, None)) for task in tasks]
     run_tasks(run_one, calls, on_rows, workers=workers, scheduler=scheduler, client=client)
 

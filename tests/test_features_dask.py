@@ -130,3 +130,22 @@ def test_feature_sets_on_an_object_store_are_refused_with_a_clear_message(tuab):
     ingest("tuab", tuab.root, "memory://features-refused.zarr", "tcp16", limit=2)
     with pytest.raises(UsageError, match="not implemented yet"):
         compute_features("memory://features-refused.zarr", SPEC)
+
+
+def test_ingest_tasks_of_two_stores_never_share_a_dask_key(monkeypatch):
+    """A long-lived scheduler holds finished keys: the same shard of another store must not reuse one."""
+    from types import SimpleNamespace
+
+    import biosig_ingest.parallel as parallel
+    from biosig_ingest.store.location import StoreLocation
+
+    keys: dict[str, list[str]] = {}
+
+    def capture(fn, calls, on_result, **kw):
+        keys.setdefault(str(calls[0][1][-2]), []).extend(k for k, _ in calls)
+
+    monkeypatch.setattr(parallel, "run_tasks", capture)
+    tasks = [SimpleNamespace(index=k, digest=f"{k:064d}") for k in range(3)]
+    for out in ("/data/a.zarr", "/data/b.zarr", "memory://bucket/a.zarr"):
+        parallel.run_shards(tasks, len, ("adapter", StoreLocation(out)), print, None, workers=2)
+    assert len({k for ks in keys.values() for k in ks}) == 9
