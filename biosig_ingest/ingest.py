@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache, partial
 from importlib.metadata import PackageNotFoundError, version
@@ -132,15 +132,13 @@ def ingest_shard(
         return adopted
     labels = list(adapter.manifest.labels)
     writer = ShardWriter(store, task.index, rp, labels, task.digest)
-    hasher = ThreadPoolExecutor(max_workers=1)  # hashing (and fetching) overlaps with signal processing
-    fetched: Future | None = hasher.submit(mirror.fetch, task.refs[0].all_files) if mirror is not None and task.refs else None
+    hasher = ThreadPoolExecutor(max_workers=1)  # hashing overlaps with signal processing
+    fetcher = _Prefetch(mirror, task.refs) if mirror is not None else None
     try:
         for i, ref in enumerate(task.refs):
-            if fetched is not None:
-                fetched.result()  # a failed download fails the shard: Dask retries it
+            if fetcher is not None:
+                fetcher.wait_for(i)  # a failed download fails the shard: Dask retries it
             hashed: Future = hasher.submit(_sha256_and_size, ref.all_files)
-            if mirror is not None and i + 1 < len(task.refs):
-                fetched = hasher.submit(mirror.fetch, task.refs[i + 1].all_files)
             row: dict[str, Any] = {
                 **ref.columns,  # adapter metadata first: the core's columns win a name clash
                 "recording_id": ref.recording_id,
@@ -191,12 +189,75 @@ def ingest_shard(
             if on_recording is not None:
                 on_recording(row)
         writer.commit()
+        if fetcher is not None:
+            fetcher.evict()
     except BaseException:
         writer.abort()
         raise
     finally:
         hasher.shutdown()
+        if fetcher is not None:
+            fetcher.close()
     return writer.recordings
+
+
+class _Prefetch:
+    """A remote source's files fetched ahead of the recordings, in batches of up to
+    FETCH_RECORDINGS recordings or FETCH_BYTES (one concurrent request batch each: per-request
+    latency, not bandwidth, bounds small files such as MIMIC's; docs/scale-out.md)."""
+
+    FETCH_RECORDINGS = 32
+    FETCH_BYTES = 256 << 20
+
+    def __init__(self, mirror: SourceMirror, refs: Sequence[RecordingRef]):
+        self.mirror = mirror
+        self.files = [tuple(Path(p) for p in r.all_files) for r in refs]
+        self.batches: list[range] = []
+        start, size = 0, 0
+        for i, files in enumerate(self.files):
+            size += sum(_size(p) for p in files)
+            if i + 1 - start >= self.FETCH_RECORDINGS or size >= self.FETCH_BYTES or i + 1 == len(self.files):
+                self.batches.append(range(start, i + 1))
+                start, size = i + 1, 0
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending: dict[int, Future] = {}
+        self._submit(0)
+
+    def _submit(self, b: int) -> None:
+        if b < len(self.batches):
+            paths = [p for i in self.batches[b] for p in self.files[i]]
+            self.pending[b] = self.pool.submit(self.mirror.fetch, paths)
+
+    def wait_for(self, i: int) -> None:
+        b = next(k for k, r in enumerate(self.batches) if i in r)
+        if b in self.pending:
+            self.pending.pop(b).result()
+            self._submit(b + 1)  # the next batch downloads while this one is processed
+
+    def evict(self) -> None:
+        self.mirror.evict(p for files in self.files for p in files)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _shared_files(root: Path, tasks: Sequence[ShardTask]) -> frozenset[str]:
+    """Source files (relative to ``root``) that recordings of more than one shard read."""
+    owner: dict[Path, int] = {}
+    shared = set()
+    for task in tasks:
+        for ref in task.refs:
+            for p in ref.all_files:
+                if owner.setdefault(Path(p), task.index) != task.index:
+                    shared.add(Path(p))
+    return frozenset(p.relative_to(root).as_posix() for p in shared if p.is_relative_to(root))
 
 
 def _qc_summary(channels: list[str], flags: np.ndarray, totals: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -284,6 +345,8 @@ def ingest(
     cleanup_staging(staging_root(store.local) if store.local is not None else remote_staging_root())
     report = IngestReport(store=store.url, corpus=adapter.corpus, profile=prof.name, profile_hash=attrs["profile_hash"])
     tasks = plan_shards(refs, prof.recordings_per_shard)
+    if mirror is not None:
+        mirror = replace(mirror, shared=_shared_files(mirror.root, tasks))
     done = committed_shards(store)
     todo = []
     for task in tasks:

@@ -133,7 +133,28 @@ def test_a_remote_source_is_mirrored_lazily_and_ingests_like_the_local_tree(s3, 
     out = tmp_path / "from-s3.zarr"
     ingest("tuab", url, out, PROFILE)  # mirror under $BIOSIG_CACHE, fetched shard by shard
     _same(local_store, out)
+    cached = sorted(SourceMirror.for_url(url).root.rglob("*.edf"))
+    assert len(cached) == len(originals) and all(is_placeholder(p) for p in cached)  # evicted after each commit
+    assert [p.stat().st_size for p in cached] == [p.stat().st_size for p in originals]
     assert str(env["BIOSIG_CACHE"]) not in json.dumps(open_store(out).recordings["relpath"].tolist())
+
+
+def test_files_read_by_two_shards_are_shared_and_never_evicted(tmp_path):
+    from biosig_ingest.ingest import ShardTask, _shared_files
+    from biosig_ingest.recording import RecordingRef
+
+    def ref(i, *names):
+        files = tuple(tmp_path / n for n in names)
+        return RecordingRef(f"r{i}", "s", "", "train", files[0], names[0], files=files)
+
+    tasks = [ShardTask(0, (ref(0, "a.mat"), ref(1, "a.mat", "b.csv"))), ShardTask(1, (ref(2, "b.csv"), ref(3, "c.edf")))]
+    assert _shared_files(tmp_path, tasks) == {"b.csv"}  # a.mat: two recordings of one shard
+    mirror = SourceMirror("s3://x/y", tmp_path, shared=frozenset({"b.csv"}))
+    for name in ("a.mat", "b.csv"):
+        (tmp_path / name).write_bytes(b"data")
+    mirror.evict([tmp_path / "a.mat", tmp_path / "b.csv", tmp_path / "missing.edf"])
+    assert is_placeholder(tmp_path / "a.mat") and (tmp_path / "a.mat").stat().st_size == 4
+    assert (tmp_path / "b.csv").read_bytes() == b"data"
 
 
 def test_a_claim_from_another_recording_list_stops_the_writer_before_it_uploads(s3, tuab):

@@ -8,9 +8,14 @@ remote source is mirrored into a cache folder with the source's tree:
   ``eager_bytes``, plus the adapter's ``remote_eager`` patterns), and stands in for every
   large signal file with a *placeholder*: a sparse file of the right size whose mtime is
   the epoch, so ``glob`` and ``stat`` see the tree as it is without downloading it;
-- :meth:`SourceMirror.fetch` (each worker, per recording): downloads the files the recording
-  declares (``RecordingRef.all_files``) that are missing or still placeholders, to a
-  temporary name and then renamed into place, so concurrent workers never see half a file.
+- :meth:`SourceMirror.fetch` (each worker, ahead of the recordings it reads): downloads the
+  files the recordings declare (``RecordingRef.all_files``) that are missing or still
+  placeholders, in one concurrent batch, to temporary names renamed into place, so
+  concurrent workers never see half a file;
+- :meth:`SourceMirror.evict` (each worker, after its shard is committed): turns the files that
+  only this shard reads back into placeholders, so a worker's disk holds about one shard of
+  source at a time, not its share of the corpus. Files that several shards read (a SEED
+  ``.mat`` holds 15 trials) are kept: another shard may be about to open them.
 
 The mirror folder is ``$BIOSIG_CACHE/sources/<hash of the URL>`` (default
 ``~/.cache/biosig-ingest``): workers of a cluster need the same path, e.g. a shared home or
@@ -24,7 +29,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -51,6 +56,7 @@ class SourceMirror:
 
     url: str
     root: Path
+    shared: frozenset[str] = field(default=frozenset())  # files read by more than one shard: never evicted
 
     @classmethod
     def for_url(cls, url: str, cache: Path | None = None) -> SourceMirror:
@@ -106,6 +112,26 @@ class SourceMirror:
             if not p.is_file() or is_placeholder(p):
                 wanted.append(rel)
         self._download(wanted)
+
+    def evict(self, paths: Iterable[Path]) -> None:
+        """Placeholders again for fetched ``paths`` that no other shard reads.
+
+        The placeholder replaces the file by a rename: a reader that has it open keeps reading
+        the downloaded data (POSIX keeps the old inode alive)."""
+        for p in paths:
+            p = Path(p)
+            try:
+                rel = p.relative_to(self.root).as_posix()
+                st = p.stat()
+            except (ValueError, FileNotFoundError):
+                continue
+            if rel in self.shared or st.st_mtime == PLACEHOLDER_MTIME:
+                continue
+            tmp = p.with_name(f"{p.name}.evict-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            with open(tmp, "wb") as f:
+                f.truncate(st.st_size)
+            os.utime(tmp, (PLACEHOLDER_MTIME, PLACEHOLDER_MTIME))
+            os.replace(tmp, p)
 
     def _download(self, rels: list[str]) -> None:
         if not rels:
