@@ -283,7 +283,7 @@ def test_rerunning_is_a_no_op_and_new_bands_add_a_new_feature_set(store_copy):
 
 
 def test_feature_computation_resumes_after_a_crash_and_nothing_partial_is_visible(store_copy, monkeypatch):
-    import biosig_ingest.features.store as fstore
+    import biosig_ingest.store.sets as sets  # where feature and token sets are committed
 
     spec = FeatureSpec(estimator="filter", smoothing="moving_average", smoothing_windows=3)
     complete = compute_features(store_copy, spec)
@@ -294,7 +294,7 @@ def test_feature_computation_resumes_after_a_crash_and_nothing_partial_is_visibl
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(fstore.os, "rename", crash)
+    monkeypatch.setattr(sets.os, "rename", crash)
     with pytest.raises(OSError, match="disk full"):
         compute_features(store_copy, spec)
     assert not (shards[-1] / f"features_{complete.name}").exists()

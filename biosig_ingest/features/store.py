@@ -15,12 +15,7 @@ skipped, so a retried or racing task is harmless.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,12 +29,12 @@ from zarr.codecs import BloscCodec
 
 from ..errors import StoreError, UsageError
 from ..parallel import run_tasks, task_key
-from ..store.layout import ATTRS_KEY, SHARDS, array, staging_root
+from ..store.layout import ATTRS_KEY, SHARDS, array
 from ..store.reader import Store
+from ..store.sets import check_name, commit_set, list_sets, set_attrs, set_groups
 from .de import BandPower, FeatureSpec, _as_windows, _band_power, check_spec, measures
 
 PREFIX = "features_"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class FeatureSetError(StoreError):
@@ -66,20 +61,6 @@ def group_name(name: str) -> str:
     return PREFIX + name
 
 
-def check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
-        raise UsageError(f"feature set name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
-    return name
-
-
-def _read_attrs(path: Path) -> dict[str, Any] | None:
-    meta = path / "zarr.json"
-    if not meta.is_file():
-        return None
-    attrs: dict[str, Any] = json.loads(meta.read_text()).get("attributes", {}).get(ATTRS_KEY, {})
-    return attrs
-
-
 def _compressor() -> BloscCodec:
     return BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")  # the signals' codec
 
@@ -104,8 +85,7 @@ def compute_shard(store_path: str, shard: str, spec_dict: dict[str, Any], name: 
     spec = FeatureSpec.from_dict(spec_dict)
     digest = spec.digest()
     shard_dir = store / SHARDS / shard
-    final = shard_dir / group_name(name)
-    existing = _read_attrs(final)
+    existing = set_attrs(shard_dir / group_name(name))
     if existing is not None:
         return _already(existing, digest, name, shard, t0)
     st = Store(store)
@@ -128,11 +108,7 @@ def compute_shard(store_path: str, shard: str, spec_dict: dict[str, Any], name: 
     segments = np.asarray(array(group, "recording")[:]) if n else None
     values = measures(BandPower(power, total, spec.estimator), spec, segments)
 
-    stage_root = staging_root(store)
-    stage_root.mkdir(parents=True, exist_ok=True)
-    stage = stage_root / f"{shard}.{group_name(name)}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        out = zarr.open_group(str(stage), mode="w", zarr_format=3)
+    def write(out: zarr.Group) -> None:
         for measure, data in values.items():
             out.create_array(
                 measure,
@@ -156,17 +132,10 @@ def compute_shard(store_path: str, shard: str, spec_dict: dict[str, Any], name: 
             "software": _software(),
             "committed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        try:
-            os.rename(stage, final)  # the commit: atomic on one POSIX filesystem
-        except OSError:
-            # another worker committed the same set meanwhile (rename onto a non-empty folder fails)
-            existing = _read_attrs(final)
-            if existing is None:
-                raise
-            return _already(existing, digest, name, shard, t0)
-        _fsync_dir(shard_dir)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+
+    theirs = commit_set(store, shard, group_name(name), write)
+    if theirs is not None:  # another worker committed the same set meanwhile
+        return _already(theirs, digest, name, shard, t0)
     return {"shard": shard, "status": "written", "n_windows": n, "seconds": time.perf_counter() - t0}
 
 
@@ -174,17 +143,6 @@ def _already(existing: dict[str, Any], digest: str, name: str, shard: str, t0: f
     if existing.get("digest") != digest:
         raise FeatureSetError(f"feature set {name!r} in shard {shard} was made with other parameters; choose another name")
     return {"shard": shard, "status": "skipped", "n_windows": int(existing.get("n_windows", 0)), "seconds": time.perf_counter() - t0}
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def compute_features(
@@ -216,7 +174,7 @@ def compute_features(
     todo = []
     report = FeaturesReport(store=str(st.path), name=name, spec=spec.to_dict())
     for shard in st.shard_names:
-        existing = _read_attrs(st.path / SHARDS / shard / group_name(name))
+        existing = set_attrs(st.path / SHARDS / shard / group_name(name))
         if existing is None:
             todo.append(shard)
         else:
@@ -250,34 +208,14 @@ def feature_sets(store: str | Path | Store) -> dict[str, dict[str, Any]]:
     """Feature sets found in the store: name -> ``{"spec", "digest", "measures", "bands",
     "shards"}`` (``shards``: how many committed shards hold it; complete if all do)."""
     st = store if isinstance(store, Store) else Store(store)
-    found: dict[str, dict[str, Any]] = {}
-    for shard in st.shard_names:
-        for entry in sorted((st.path / SHARDS / shard).glob(PREFIX + "*")):
-            attrs = _read_attrs(entry)
-            if attrs is None:
-                continue
-            name = entry.name[len(PREFIX) :]
-            info = found.setdefault(
-                name, {k: attrs.get(k) for k in ("spec", "digest", "measures", "bands")} | {"shards": 0}
-            )
-            info["shards"] += 1
-    for info in found.values():
-        info["complete"] = info["shards"] == len(st.shard_names)
-    return found
+    return list_sets(st, PREFIX, ("spec", "digest", "measures", "bands"))
 
 
 def read_features(store: str | Path | Store, name: str, measure: str = "de", indices: Any = None) -> np.ndarray:
     """Feature ``measure`` of set ``name`` as (windows, channels, bands) float32, for all windows
     or for global window ``indices`` (any order; each chunk decompressed once)."""
     st = store if isinstance(store, Store) else Store(store)
-    groups = {}
-    missing = []
-    for shard in st.shard_names:
-        path = st.path / SHARDS / shard / group_name(name)
-        if not (path / "zarr.json").is_file():
-            missing.append(shard)
-            continue
-        groups[shard] = zarr.open_group(str(path), mode="r", zarr_format=3)
+    groups, missing = set_groups(st, group_name(name))
     if missing:
         raise FeatureSetError(
             f"feature set {name!r} is missing from {len(missing)} of {len(st.shard_names)} shards "

@@ -17,6 +17,7 @@ STORE/                      root group; attrs["biosig"]: profile, hash, channels
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -55,3 +56,15 @@ def staging_root(store: Path) -> Path:
 def remote_staging_root() -> Path:
     """Where shards bound for an object store are assembled: this machine's temporary folder."""
     return Path(tempfile.gettempdir()) / "biosig-ingest-staging"
+
+
+def fsync_dir(path: Path) -> None:
+    """Persist a rename into ``path`` (best effort: not every filesystem opens folders)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -31,6 +31,7 @@ from .layout import (
     ATTRS_KEY,
     SHARD_RE,
     SHARDS,
+    fsync_dir,
     label_array,
     remote_staging_root,
     shard_name,
@@ -312,7 +313,7 @@ class ShardWriter:
             self.abort()
             return self._adopt(final.name)
         failpoints.hit("commit-after-rename")
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final.name
 
     def _adopt(self, name: str) -> str:
@@ -353,17 +354,6 @@ class ShardWriter:
     def abort(self) -> None:
         self._io.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.staging, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _label_values(spec: LabelSpec, value: Any, n: int) -> np.ndarray:

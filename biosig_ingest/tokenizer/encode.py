@@ -11,10 +11,7 @@ shards/s00000/tokens_<name>/     group; attributes["biosig"]: run, step, digest,
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,9 +23,9 @@ import torch
 import zarr
 
 from ..errors import StoreError, UsageError
-from ..features.store import _fsync_dir, _read_attrs, check_name
-from ..store.layout import ATTRS_KEY, SHARDS, array, staging_root
+from ..store.layout import ATTRS_KEY, SHARDS, array
 from ..store.reader import Store, open_store
+from ..store.sets import check_name, commit_set, list_sets, set_attrs, set_groups
 from ..torch.selection import qc_bits
 from .run import TrainedTokenizer, latest_checkpoint, load_run
 
@@ -109,7 +106,7 @@ def tokenize_store(
     if store.location.local is None:
         raise UsageError(f"{store.url}: token sets are written into local stores only (an object-store copy: fsspec's put)")
     tt.check_store(store)
-    name = check_name(name or f"{Path(run_dir).resolve().name}-step{tt.step}")
+    name = check_name(name or f"{Path(run_dir).resolve().name}-step{tt.step}", "token set")
     digest = tokenizer_digest(tt)
     scale = tt.scale_for(store)
     bits = qc_bits(list(tt.config.train.exclude_qc))
@@ -119,12 +116,11 @@ def tokenize_store(
     report = TokenizeReport(str(store.path), name, str(Path(run_dir)), tt.step)
     for k, shard in enumerate(store.shard_names):
         shard_dir = store.path / SHARDS / shard
-        final = shard_dir / group_name(name)
-        existing = _read_attrs(final)
+        existing = set_attrs(shard_dir / group_name(name))
         if existing is not None:
             res = _already(existing, digest, name, shard)
         else:
-            res = _write_shard(tt, store, k, shard_dir, final, name, digest, scale, bits, n_patches, dtype)
+            res = _write_shard(tt, store, k, shard_dir, name, digest, scale, bits, n_patches, dtype)
             report.encode_s += res.pop("encode_s")
             report.tokens_written += res["n_tokens"]
         report.shards.append(res)
@@ -144,7 +140,6 @@ def _write_shard(
     store: Store,
     k: int,
     shard_dir: Path,
-    final: Path,
     name: str,
     digest: str,
     scale: float,
@@ -165,11 +160,8 @@ def _write_shard(
     if levels == 1:
         codes = codes[..., 0]
     dims = ["window", "channel", "patch", "level"][: codes.ndim]
-    stage_root = staging_root(store.path)
-    stage_root.mkdir(parents=True, exist_ok=True)
-    stage = stage_root / f"{shard}.{group_name(name)}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        group = zarr.open_group(str(stage), mode="w", zarr_format=3)
+
+    def write(group: zarr.Group) -> None:
         group.create_array(
             "codes",
             shape=codes.shape,
@@ -195,45 +187,24 @@ def _write_shard(
             "shard": shard,
             "committed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        try:
-            os.rename(stage, final)  # the commit: atomic on one POSIX filesystem
-        except OSError:
-            existing = _read_attrs(final)  # committed by a concurrent run meanwhile
-            if existing is None:
-                raise
-            return _already(existing, digest, name, shard) | {"encode_s": encode_s, "n_tokens": 0}
-        _fsync_dir(shard_dir)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+
+    theirs = commit_set(store.path, shard, group_name(name), write)
+    if theirs is not None:  # committed by a concurrent run meanwhile
+        return _already(theirs, digest, name, shard) | {"encode_s": encode_s, "n_tokens": 0}
     return {"shard": shard, "status": "written", "n_windows": n, "n_tokens": int((codes >= 0).sum()), "encode_s": encode_s}
 
 
 def token_sets(store: str | Path | Store) -> dict[str, dict[str, Any]]:
     """Token sets in the store: name -> ``{"digest", "run", "step", "shards", "complete"}``."""
     st = store if isinstance(store, Store) else open_store(store)
-    found: dict[str, dict[str, Any]] = {}
-    for shard in st.shard_names:
-        for entry in sorted((st.path / SHARDS / shard).glob(PREFIX + "*")):
-            attrs = _read_attrs(entry)
-            if attrs is None:
-                continue
-            info = found.setdefault(entry.name[len(PREFIX) :], {k: attrs.get(k) for k in ("digest", "run", "step", "dims")} | {"shards": 0})
-            info["shards"] += 1
-    for info in found.values():
-        info["complete"] = info["shards"] == len(st.shard_names)
-    return found
+    return list_sets(st, PREFIX, ("digest", "run", "step", "dims"))
 
 
 def read_tokens(store: str | Path | Store, name: str) -> np.ndarray:
     """Token set ``name`` for all windows of the store, shards concatenated."""
     st = store if isinstance(store, Store) else open_store(store)
-    parts, missing = [], []
-    for shard in st.shard_names:
-        path = st.path / SHARDS / shard / group_name(name)
-        if not (path / "zarr.json").is_file():
-            missing.append(shard)
-            continue
-        parts.append(np.asarray(array(zarr.open_group(str(path), mode="r", zarr_format=3), "codes")[:]))
+    groups, missing = set_groups(st, group_name(name))
+    parts = [np.asarray(array(groups[shard], "codes")[:]) for shard in groups]
     if missing:
         raise TokenSetError(f"token set {name!r} is missing from {len(missing)} of {len(st.shard_names)} shards; run `biosig tokenize`")
     return np.concatenate(parts) if parts else np.zeros((0, len(st.channels), 0), np.int16)
