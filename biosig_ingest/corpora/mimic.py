@@ -6,7 +6,6 @@ list is read without touching the tree; the tree is walked only when the list is
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import re
@@ -25,11 +24,10 @@ from ..errors import (
     MissingFileError,
     RecordingError,
     TruncatedFileError,
-    UnitError,
     UsageError,
 )
-from ..io.units import unit_scale
-from ..recording import RecordingRef, SignalSource, SourceChannel
+from ..io.wfdb_source import MemoryLeads
+from ..recording import RecordingRef, SignalSource
 from ..splits import subject_split
 from .base import CorpusAdapter
 
@@ -323,7 +321,7 @@ def _parse_fmt16_header(text: str) -> _Fmt16Header | None:
     )
 
 
-class Fmt16Source:
+class Fmt16Source(MemoryLeads):
     """:class:`~biosig_ingest.recording.SignalSource` over a MIMIC-shaped WFDB record.
 
     Reads what ``wfdb.rdrecord(..., return_res=32)`` reads, to the bit, in a fraction of the
@@ -347,42 +345,9 @@ class Fmt16Source:
         physical[digital == _INVALID_16] = np.nan
         self._data = np.ascontiguousarray(physical, dtype=np.float32)
         self.duration_s = header.n_samples / header.fs_hz
-        self._scale = np.full(n_sig, np.nan)
-        channels = []
-        for i in range(n_sig):
-            with contextlib.suppress(UnitError):
-                self._scale[i] = unit_scale(header.units[i], target_unit)
-            s = self._scale[i]
-            gain, base = header.gains[i], header.baselines[i]
-            lo, hi = _RANGE_16
-            clip = (
-                (float(np.float32((lo - base) / gain) * s), float(np.float32((hi - base) / gain) * s))
-                if np.isfinite(s)
-                else (-np.inf, np.inf)
-            )
-            channels.append(
-                SourceChannel(
-                    label=header.names[i],
-                    fs_hz=header.fs_hz,
-                    n_samples=header.n_samples,
-                    physical_unit=header.units[i],
-                    clip_low=clip[0],
-                    clip_high=clip[1],
-                )
-            )
-        self.channels = tuple(channels)
-
-    def read(self, indices: Sequence[int], start: int, stop: int) -> np.ndarray:
-        idx = list(indices)
-        for i in idx:
-            if not np.isfinite(self._scale[i]):
-                raise UnitError(f"{self.path.name}: lead {self.channels[i].label!r} has unit {self.channels[i].physical_unit!r}")
-        out = self._data[idx, start:stop]
-        scale = self._scale[idx].astype(np.float32)[:, None]
-        return out * scale if np.any(scale != 1) else out.copy()
-
-    def close(self) -> None:
-        self._data = np.empty((0, 0), np.float32)
+        self._set_leads(
+            header.names, header.units, header.gains, header.baselines, [_RANGE_16] * n_sig, header.fs_hz, header.n_samples, target_unit
+        )
 
 
 def open_wfdb(record: Path, target_unit: str) -> SignalSource:
