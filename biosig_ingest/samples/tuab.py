@@ -195,12 +195,12 @@ def _with_reference(label: str, reference: str) -> str:
     return label[: -len("-REF")] + f"-{reference}" if label.endswith("-REF") else label
 
 
-def _channel_rate(stem: str, plan: _Plan) -> int:
-    if plan.mixed_rates and stem == "PHOTIC":
-        return plan.fs_hz // 2
-    if plan.mixed_rates and stem in ("IBI", "BURSTS", "SUPPR"):
+def _channel_rate(stem: str, fs_hz: int, mixed_rates: bool) -> int:
+    if mixed_rates and stem == "PHOTIC":
+        return fs_hz // 2
+    if mixed_rates and stem in ("IBI", "BURSTS", "SUPPR"):
         return 1  # one sample per 1-s record
-    return plan.fs_hz
+    return fs_hz
 
 
 def _non_eeg(
@@ -237,18 +237,32 @@ def _render(
     if sine is not None:
         eeg["CZ"] = eeg["CZ"] + sine.at(np.arange(n_eeg) / plan.fs_hz)
 
+    return _channels(labels, stems, eeg, plan.fs_hz, plan.mixed_rates, duration_s, rng)
+
+
+def _channels(
+    labels: list[str],
+    stems: list[str],
+    eeg: dict[str, np.ndarray],
+    fs_hz: int,
+    mixed_rates: bool,
+    duration_s: float,
+    rng: np.random.Generator,
+) -> tuple[list[dict], list[np.ndarray]]:
+    """EDF signal headers and digital samples of a TUH file (EEG from ``eeg``, the other channels
+    synthesized), in a seeded shuffled order: shared by the TUAB and TUH-family replicas."""
     headers, samples = [], []
     for label, stem in zip(labels, stems, strict=True):
-        fs_hz = _channel_rate(stem, plan)
-        n = int(round(duration_s * fs_hz))
+        rate = _channel_rate(stem, fs_hz, mixed_rates)
+        n = int(round(duration_s * rate))
         trend = stem in ("IBI", "BURSTS", "SUPPR")
         phys_min, phys_max = (-32768.0, 32767.0) if trend else EEG_PHYSICAL_RANGE_UV
-        signal = eeg[stem] if stem in eeg else _non_eeg(stem, n, fs_hz, duration_s, rng)
+        signal = eeg[stem] if stem in eeg else _non_eeg(stem, n, rate, duration_s, rng)
         headers.append(
             {
                 "label": label,
                 "dimension": "" if trend else "uV",
-                "sample_frequency": fs_hz,
+                "sample_frequency": rate,
                 "physical_min": phys_min,
                 "physical_max": phys_max,
                 "digital_min": DIGITAL_RANGE[0],

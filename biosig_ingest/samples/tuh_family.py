@@ -23,16 +23,14 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 
-from biosig_ingest.samples._signals import eeg_background, quantize
+from biosig_ingest.samples._signals import eeg_background
 from biosig_ingest.samples.tuab import (
     _BIRTHDATE,
     BIRTHDATE,
     CONFIGURATIONS,
-    DIGITAL_RANGE,
-    EEG_PHYSICAL_RANGE_UV,
     ELECTRODES,
     PATIENT_NAME,
-    _non_eeg,
+    _channels,
     _stem,
     _with_reference,
     subject_id,
@@ -378,16 +376,6 @@ def _injections(
     return added
 
 
-def _channel_rate(stem: str, spec: _Spec) -> int:
-    # Same rule as the TUAB replica: in a mixed-rate file PHOTIC runs at half the EEG rate and
-    # the trend channels at one sample per 1-s record.
-    if spec.mixed_rates and stem == "PHOTIC":
-        return spec.fs_hz // 2
-    if spec.mixed_rates and stem in ("IBI", "BURSTS", "SUPPR"):
-        return 1
-    return spec.fs_hz
-
-
 def _render(spec: _Spec, rng: np.random.Generator) -> tuple[list[dict], list[np.ndarray]]:
     """Headers and digital samples of one file, channels shuffled (seeded)."""
     labels = [
@@ -403,29 +391,7 @@ def _render(spec: _Spec, rng: np.random.Generator) -> tuple[list[dict], list[np.
     for electrode, wave in _injections(spec.events, t, spec.duration_s).items():
         eeg[electrode] = eeg[electrode] + wave
 
-    headers, samples = [], []
-    for label, stem in zip(labels, stems, strict=True):
-        fs_hz = _channel_rate(stem, spec)
-        n = spec.duration_s * fs_hz
-        trend = stem in ("IBI", "BURSTS", "SUPPR")
-        phys_min, phys_max = (-32768.0, 32767.0) if trend else EEG_PHYSICAL_RANGE_UV
-        signal = eeg[stem] if stem in eeg else _non_eeg(stem, n, fs_hz, spec.duration_s, rng)
-        headers.append(
-            {
-                "label": label,
-                "dimension": "" if trend else "uV",
-                "sample_frequency": fs_hz,
-                "physical_min": phys_min,
-                "physical_max": phys_max,
-                "digital_min": DIGITAL_RANGE[0],
-                "digital_max": DIGITAL_RANGE[1],
-                "transducer": "",
-                "prefilter": "",
-            }
-        )
-        samples.append(quantize(signal, phys_min, phys_max, *DIGITAL_RANGE))
-    order = rng.permutation(len(labels))
-    return [headers[i] for i in order], [samples[i] for i in order]
+    return _channels(labels, stems, eeg, spec.fs_hz, spec.mixed_rates, spec.duration_s, rng)
 
 
 def _write_edf(path: Path, spec: _Spec, headers: list[dict], samples: list[np.ndarray]) -> None:
