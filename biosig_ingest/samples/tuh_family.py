@@ -465,29 +465,47 @@ def _tueg_v2_specs(rng: np.random.Generator) -> list[_Spec]:
         ("001", s2, "s001", True, days[2], "03_tcp_ar_a", "t000", 400, "30ch", ""),
         ("001", s2, "s004", False, days[3], "04_tcp_le_a", "t002", 512, "36ch", ""),
     ]
-    specs = []
-    for group, subject, session, full, day, montage, token, fs, config, quirk in rows:
-        session_dir = _session_dir(session, day, full)
-        specs.append(
-            _Spec(
-                relpath=f"edf/{group}/{subject}/{session_dir}/{montage}/"
-                f"{subject}_{session}_{token}.edf",
-                subset="tueg",
-                subject=subject,
-                session=session,
-                token=token,
-                split=None,
-                **_montage(montage),
-                fs_hz=fs,
-                duration_s=_TUEG_DURATION_S,
-                configuration=config,
-                start=_start(rng, day=day if full else None, year=day.year),
-                sex=int(rng.integers(0, 2)),
-                mixed_rates=quirk == "mixed",
-                edf_plus=quirk == "edf+",
-            )
+    return [
+        _tueg_spec(
+            rng,
+            f"edf/{group}/{subject}/{_session_dir(session, day, full)}/{montage}/{subject}_{session}_{token}.edf",
+            subject, session, token, montage, fs, config,
+            _start(rng, day=day if full else None, year=day.year),
+            quirk,
         )
-    return specs
+        for group, subject, session, full, day, montage, token, fs, config, quirk in rows
+    ]
+
+
+def _tueg_spec(
+    rng: np.random.Generator,
+    relpath: str,
+    subject: str,
+    session: str,
+    token: str,
+    montage: str,
+    fs: int,
+    config: str,
+    start: datetime,
+    quirk: str,
+) -> _Spec:
+    """One TUEG file of either naming generation (v1 and v2 differ in the path only)."""
+    return _Spec(
+        relpath=relpath,
+        subset="tueg",
+        subject=subject,
+        session=session,
+        token=token,
+        split=None,
+        **_montage(montage),
+        fs_hz=fs,
+        duration_s=_TUEG_DURATION_S,
+        configuration=config,
+        start=start,
+        sex=int(rng.integers(0, 2)),
+        mixed_rates=quirk == "mixed",
+        edf_plus=quirk == "edf+",
+    )
 
 
 def _tueg_v1_specs(rng: np.random.Generator) -> list[_Spec]:
@@ -499,30 +517,17 @@ def _tueg_v1_specs(rng: np.random.Generator) -> list[_Spec]:
         (s2, "s001", days[2], "03_tcp_ar_a", "t000", 512, "32ch", ""),
         (s2, "s002", days[3], "04_tcp_le_a", "t000", 400, "30ch", ""),
     ]
-    specs = []
-    for subject, session, day, montage, token, fs, config, quirk in rows:
-        # v1: montage folder first, then digits 4-6 of the subject ('00002729' -> '027').
-        session_dir = _session_dir(session, day, True)
-        specs.append(
-            _Spec(
-                relpath=f"edf/{montage}/{subject[3:6]}/{subject}/{session_dir}/"
-                f"{subject}_{session}_{token}.edf",
-                subset="tueg",
-                subject=subject,
-                session=session,
-                token=token,
-                split=None,
-                **_montage(montage),
-                fs_hz=fs,
-                duration_s=_TUEG_DURATION_S,
-                configuration=config,
-                start=_start(rng, day=day),
-                sex=int(rng.integers(0, 2)),
-                mixed_rates=quirk == "mixed",
-                edf_plus=quirk == "edf+",
-            )
+    # v1: montage folder first, then digits 4-6 of the subject ('00002729' -> '027').
+    return [
+        _tueg_spec(
+            rng,
+            f"edf/{montage}/{subject[3:6]}/{subject}/{_session_dir(session, day, True)}/{subject}_{session}_{token}.edf",
+            subject, session, token, montage, fs, config,
+            _start(rng, day=day),
+            quirk,
         )
-    return specs
+        for subject, session, day, montage, token, fs, config, quirk in rows
+    ]
 
 
 _REPORT = (
