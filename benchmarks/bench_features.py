@@ -32,11 +32,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import versions, write_json  # benchmarks/_common.py
 
 FS_HZ = 200.0
 TARGET_OF_BOUND = 0.25
@@ -59,12 +59,6 @@ print(json.dumps(out))
 """
 
 
-def _pkg_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
 
 def machine() -> dict[str, Any]:
     import numba
@@ -77,7 +71,7 @@ def machine() -> dict[str, Any]:
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": _threading_layer(),
         "python": platform.python_version(),
-        "versions": {n: _pkg_version(n) for n in ("biosig-ingest", "numpy", "scipy", "numba", "torch", "torcheeg")},
+        "versions": versions(("biosig-ingest", "numpy", "scipy", "numba", "torch", "torcheeg")),
     }
 
 
@@ -182,7 +176,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         ours = differential_entropy(sub, FS_HZ, estimator="torcheeg")
         tee = {
             "installed": True,
-            "version": _pkg_version("torcheeg"),
+            "version": versions(["torcheeg"])["torcheeg"],
             "windows": len(sub),
             "wall_s": wall,
             "windows_per_s": len(sub) / wall,
@@ -272,9 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print_table(res)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"numbers written to {args.json}")
+        write_json(args.json, res)
     return 0
 
 

@@ -31,11 +31,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import tree_bytes, versions, write_json  # benchmarks/_common.py
 
 # The 19 channels of the TUH default profile, as they are labelled in the EDF (old 10-20 names).
 EEG19 = (
@@ -84,21 +84,6 @@ print(json.dumps({
 }))
 """
 
-
-def _pkg_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def tree_bytes(path: Path) -> int:
-    """Sum of the sizes of the files under `path` (what the store occupies, before block rounding)."""
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            total += os.path.getsize(os.path.join(dirpath, name))
-    return total
 
 
 def write_tree(root: Path, duration_s: float) -> Path:
@@ -274,9 +259,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "python": platform.python_version(),
-        "versions": {
-            n: _pkg_version(n) for n in ("biosig-ingest", "numpy", "scipy", "numba", "zarr", "mne")
-        },
+        "versions": versions(("biosig-ingest", "numpy", "scipy", "numba", "zarr", "mne")),
     }
 
 
@@ -382,9 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print_table(res)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"numbers written to {args.json}")
+        write_json(args.json, res)
     return 0
 
 

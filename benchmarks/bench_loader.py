@@ -37,7 +37,6 @@ sequential decompression, >= 10,000 windows/s) is reported as met or not, exit s
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -47,11 +46,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import tree_bytes, versions, write_json  # benchmarks/_common.py
 
 CHANNELS = 23
 WINDOW_S = 10.0
@@ -61,20 +60,6 @@ TARGET_RATIO = 0.8  # shuffled / sequential decompression
 TARGET_WPS = 10_000.0  # windows/s of 23 x 2000
 NAIVE_SAMPLE = 600  # windows read one by one for the naive baseline
 
-
-def _pkg_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def tree_bytes(path: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            total += os.path.getsize(os.path.join(dirpath, name))
-    return total
 
 
 def write_tree(root: Path, windows: int) -> list[Path]:
@@ -390,7 +375,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average_at_start": load,
         "python": platform.python_version(),
-        "versions": {n: _pkg_version(n) for n in ("biosig-ingest", "numpy", "numba", "zarr", "numcodecs", "torch")},
+        "versions": versions(("biosig-ingest", "numpy", "numba", "zarr", "numcodecs", "torch")),
     }
 
 
@@ -496,9 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print_table(res)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-        print(f"numbers written to {args.json}")
+        write_json(args.json, res)
     return 0
 
 

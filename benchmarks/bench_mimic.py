@@ -31,9 +31,10 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from _common import tree_stats, versions  # benchmarks/_common.py
 
 FULL_CORPUS = 800_035  # records in MIMIC-IV-ECG v1.0 (LAYOUTS.md 5.7)
 TARGET_OPEN_S = 1.0
@@ -57,23 +58,8 @@ print(json.dumps({"import_s": t1 - t0, "open_s": t2 - t1, "recordings_s": t3 - t
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("biosig-ingest", "numpy", "scipy", "numba", "zarr", "wfdb", "pandas"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
+    return {"python": platform.python_version(), **versions(("biosig-ingest", "numpy", "scipy", "numba", "zarr", "wfdb", "pandas"))}
 
-
-def _tree_stats(root: Path) -> dict[str, int]:
-    files = dirs = size = 0
-    for folder, subdirs, names in os.walk(root):
-        dirs += len(subdirs)
-        for name in names:
-            files += 1
-            size += os.stat(os.path.join(folder, name)).st_size
-    return {"files": files, "dirs": dirs, "bytes": size}
 
 
 def _shard_json_bytes(store: Path) -> int:
@@ -109,7 +95,7 @@ def main() -> int:
         t = time.perf_counter()
         replica = write_mimic_replica(source, n_records=args.records)
         results["replica_write_s"] = time.perf_counter() - t
-        results["source"] = _tree_stats(source / "files")
+        results["source"] = tree_stats(source / "files")
         listed = len(replica.studies)
         print(f"replica: {listed} listed studies ({args.records} with files) in {results['replica_write_s']:.1f} s, "
               f"{results['source']['bytes'] / 1e9:.2f} GB")  # fmt: skip
@@ -128,7 +114,7 @@ def main() -> int:
         t = time.perf_counter()
         report = ingest("mimic-iv-ecg", source, store, args.profile, overwrite=True)
         wall = time.perf_counter() - t
-        st = _tree_stats(store)
+        st = tree_stats(store)
         ok = report.recordings_ok
         results.update(
             ingest_wall_s=wall,

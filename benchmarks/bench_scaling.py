@@ -39,11 +39,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import tree_stats, versions  # benchmarks/_common.py
 
 FS_HZ = 256
 CHANNELS = 23
@@ -51,29 +51,13 @@ MODES = ("in-process", "in-process, 1 core", "dask, 1 worker", "dask, 2 workers"
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("biosig-ingest", "numpy", "scipy", "numba", "zarr", "dask", "distributed"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
+    return {"python": platform.python_version(), **versions(("biosig-ingest", "numpy", "scipy", "numba", "zarr", "dask", "distributed"))}
 
 
 def _load() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
 
-
-def _tree_stats(root: Path) -> dict[str, int]:
-    files = dirs = size = json_docs = 0
-    for folder, subdirs, names in os.walk(root):
-        dirs += len(subdirs)
-        for name in names:
-            files += 1
-            json_docs += name.endswith(".json")
-            size += os.stat(os.path.join(folder, name)).st_size
-    return {"files": files, "dirs": dirs, "bytes": size, "json_docs": json_docs}
 
 
 def write_corpus(root: Path, n: int, seconds: float, seed0: int = 0) -> list[Path]:
@@ -288,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for m in ("dask, 1 worker", "workers=2 end to end"):
             shutil.rmtree(stores[m], ignore_errors=True)
-        big = _tree_stats(stores["in-process"])  # before feature sets are added to it
+        big = tree_stats(stores["in-process"])  # before feature sets are added to it
 
         # features on the in-process store: in-process against the 2 workers
         fstore = stores["in-process"]
@@ -341,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         }
 
         # objects, as an object store would count them
-        one = _tree_stats(work / "tiny-1.zarr")
-        many = _tree_stats(work / "tiny-n.zarr")
+        one = tree_stats(work / "tiny-1.zarr")
+        many = tree_stats(work / "tiny-n.zarr")
         n_shards = res["ingest_work"]["shards"]
         chunk_files = [p.stat().st_size for p in (stores["in-process"] / "shards").glob("s*/signals/c/*/*/*")]
         t0 = time.perf_counter()
