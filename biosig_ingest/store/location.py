@@ -129,11 +129,6 @@ class StoreLocation:
             return not self.local.exists() or (self.local.is_dir() and not any(self.local.iterdir()))
         return not self.fs.exists(self.path) or not self.fs.ls(self.path, detail=False, refresh=True)
 
-    def is_folder(self) -> bool:
-        if self.local is not None:
-            return self.local.is_dir()
-        return True  # object stores have prefixes, not folders
-
     def remove(self) -> None:
         if self.local is not None:
             import shutil

@@ -86,7 +86,7 @@ def open_for_writing(store: StoreLocation | str | Path, rp: ResolvedProfile, roo
         loc.remove()
         if loc.local is not None:
             shutil.rmtree(staging_root(loc.local), ignore_errors=True)
-    elif not loc.is_empty() or (loc.local is not None and loc.local.exists() and not loc.is_folder()):
+    elif not loc.is_empty():  # a file, a non-empty folder or prefix
         # never delete something that is not a store, --overwrite or not
         raise StoreError(f"{loc.url} exists and is not a biosig-ingest store; choose an empty or new path")
     try:
