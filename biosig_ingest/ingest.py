@@ -326,13 +326,14 @@ def ingest(
     The store is the same whichever runs it.
     """
     t0 = time.perf_counter()
+    base = get_adapter(corpus)
     mirror = None
     if is_remote(source):  # mirrored lazily: listing and small files now, signals per shard
         mirror = SourceMirror.for_url(str(source))
-        mirror.sync(eager=get_adapter(corpus).remote_eager)
+        mirror.sync(eager=base.remote_eager)
         source = mirror.root
     source = Path(str(source).removeprefix("file://"))
-    adapter = get_adapter(corpus).for_source(source, subset)
+    adapter = base.for_source(source, subset)
     prof = profile if isinstance(profile, Profile) else load_profile(adapter.manifest, profile)
     rp = resolve_profile(adapter.manifest, prof)
     refs = adapter.discover(source, rp)
